@@ -1,0 +1,46 @@
+# lbgap: large-batch training and the generalization gap, reproduced end to end.
+# A table of contents: configuration, the stages' rule files, and the targets.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/report.smk"
+
+
+rule reproduce_all:
+    default_target: True
+    input:
+        [paper_outputs(paper) for paper in PAPERS],
+
+
+rule keskar2017:
+    input:
+        paper_outputs("keskar2017"),
+
+
+rule hoffer2017:
+    input:
+        paper_outputs("hoffer2017"),
+
+
+rule goyal2017:
+    input:
+        paper_outputs("goyal2017"),
+
+
+rule smith2018:
+    input:
+        paper_outputs("smith2018"),
+
+
+onstart:
+    print(f"lbgap: scale={config['scale']}, {len(RUNS)} training runs in the matrix")

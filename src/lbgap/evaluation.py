@@ -1,0 +1,54 @@
+"""Loss and accuracy over a whole split, in large chunks, in the configured batch-norm mode."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+BN_EVAL_MODES = ("running", "batch")
+
+
+@contextlib.contextmanager
+def bn_eval_mode(model: nn.Module, mode: str) -> Iterator[None]:
+    """Evaluation mode; with mode "batch", batch norm uses each chunk's own statistics.
+
+    "running" is PyTorch's default (running averages from training). "batch" mimics the Keras
+    batch-norm mode of Keskar et al.'s published code, which normalized with the current batch's
+    statistics even at test time; it hides the running buffers without updating them.
+    """
+    if mode not in BN_EVAL_MODES:
+        raise ValueError(f"bn_eval must be one of {BN_EVAL_MODES}, got {mode!r}")
+    was_training = model.training
+    model.eval()
+    hidden = []
+    if mode == "batch":
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                hidden.append((m, m.running_mean, m.running_var))
+                m.running_mean = m.running_var = None
+    try:
+        yield
+    finally:
+        for m, mean, var in hidden:
+            m.running_mean, m.running_var = mean, var
+        model.train(was_training)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, x: Tensor, y: Tensor, chunk: int = 4096, bn_mode: str = "running"
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (%) of `model` on (x, y)."""
+    total_loss = torch.zeros((), device=x.device, dtype=torch.float64)
+    correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    with bn_eval_mode(model, bn_mode):
+        for xs, ys in zip(x.split(chunk), y.split(chunk), strict=True):
+            logits = model(xs)
+            total_loss += F.cross_entropy(logits.float(), ys, reduction="sum").double()
+            correct += (logits.argmax(1) == ys).sum()
+    n = max(len(y), 1)
+    return total_loss.item() / n, 100.0 * correct.item() / n

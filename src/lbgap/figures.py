@@ -1,0 +1,82 @@
+"""Figures, each saved as PNG and PDF, from finished runs listed in a paper's plan."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from lbgap import results  # noqa: E402
+from lbgap.io import atomic_write  # noqa: E402
+
+
+def _band(ax, frame, x: str, y: str, label: str, **style) -> None:
+    """Mean over seeds as a line, +- one std as a band."""
+    grouped = frame.groupby(x)[y]
+    mean, std = grouped.mean(), grouped.std(ddof=1).fillna(0.0)
+    (line,) = ax.plot(mean.index, mean.values, label=label, **style)
+    ax.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+
+
+def training_curves(plan: dict) -> Figure:
+    """Per experiment: train loss and test accuracy against epochs, one line per variant."""
+    ran = {n: e for n, e in plan["experiments"].items() if not e["skip"]}
+    fig, axes = plt.subplots(len(ran) or 1, 2, figsize=(10, 3.4 * max(len(ran), 1)), squeeze=False)
+    for (_name, exp), (ax_loss, ax_acc) in zip(ran.items(), axes, strict=False):
+        for variant, info in exp["variants"].items():
+            frame = results.metrics(info["dirs"])
+            label = f"{variant} (batch {info['batch_size']}, {frame['seed'].nunique()} seeds)"
+            _band(ax_loss, frame, "epoch", "train_loss", label)
+            _band(ax_acc, frame, "epoch", "test_acc", label)
+        ax_loss.set(
+            yscale="log",
+            xlabel="epoch",
+            ylabel="training loss (cross-entropy)",
+            title=f"{exp['label']}: training loss",
+        )
+        ax_acc.set(
+            xlabel="epoch", ylabel="test accuracy (%)", title=f"{exp['label']}: test accuracy"
+        )
+        for ax in (ax_loss, ax_acc):
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    if not ran:
+        axes[0, 0].text(0.5, 0.5, "no experiment runs at this scale", ha="center")
+    fig.suptitle(f"{plan['paper']}, scale={plan['scale']}: mean ± std over seeds", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+FIGURES: dict[str, Callable[[dict], Figure]] = {
+    "keskar2017_training_curves": training_curves,
+}
+
+
+def save(fig: Figure, png: str, pdf: str) -> None:
+    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=150))
+    atomic_write(pdf, lambda tmp: fig.savefig(tmp, format="pdf"))
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Draw one figure from finished runs.")
+    parser.add_argument("--name", required=True, choices=sorted(FIGURES))
+    parser.add_argument("--plan", required=True, help="the paper's plan as JSON text")
+    parser.add_argument("--png", required=True)
+    parser.add_argument("--pdf", required=True)
+    args = parser.parse_args(argv)
+    save(FIGURES[args.name](json.loads(args.plan)), args.png, args.pdf)
+    print(f"wrote {Path(args.png).name} and {Path(args.pdf).name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

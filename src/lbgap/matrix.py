@@ -1,0 +1,279 @@
+"""The experiment matrix: validate the config and expand it into runs, each a resolved spec.
+
+Snakemake's rules call these functions to know which runs exist and what each one trains; the
+training job receives the resolved spec as JSON, so a changed setting reruns exactly the runs
+it touches.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from lbgap.data import dataset_info
+from lbgap.schedules import Schedule, adapt_regime
+
+SCALES = ("quick", "small", "paper")
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEDULE_KEYS = (
+    "lr_scaling",
+    "warmup",
+    "warmup_epochs",
+    "decay_epochs",
+    "decay_factor",
+    "batch_growth",
+    "max_batch",
+)
+
+
+class ConfigError(ValueError):
+    """A config problem, always one line that names the key and what to do."""
+
+
+@dataclass(frozen=True)
+class Run:
+    paper: str
+    experiment: str
+    variant: str
+    seed: int
+
+    @property
+    def dir(self) -> str:
+        return f"results/{self.paper}/{self.experiment}/{self.variant}/seed{self.seed}"
+
+
+# ---------------------------------------------------------------- validation
+def load_schema(path: str | Path = SCHEMA) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _where(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def check(config: dict, schema: dict) -> None:
+    """Validate against the schema and a few rules it cannot express; raise ConfigError."""
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        message = error.message
+        if error.validator in ("oneOf", "anyOf") and error.context:
+            message = error.context[-1].message
+        raise ConfigError(
+            f"config error at {_where(error)}: {message} (see workflow/schemas/config.schema.yaml)"
+        )
+    for paper, exp_name, _exp in _experiments(config):
+        for variant in config["papers"][paper]["experiments"][exp_name]["variants"]:
+            if "/" in variant or variant.startswith("."):
+                raise ConfigError(
+                    f"config error at papers.{paper}.experiments.{exp_name}."
+                    f"variants: name {variant!r} cannot be a folder name"
+                )
+
+
+def with_defaults(config: dict, schema: dict) -> dict:
+    """Top-level and per-scale defaults from the schema (settings defaults apply per run)."""
+    config = copy.deepcopy(config)
+    for key, prop in schema["properties"].items():
+        if "default" in prop:
+            config.setdefault(key, prop["default"])
+    for scale in config["scales"].values():
+        for key, prop in schema["$defs"]["scale"]["properties"].items():
+            if "default" in prop:
+                scale.setdefault(key, prop["default"])
+    return config
+
+
+def prepare_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
+    schema = load_schema(schema_path)
+    check(config, schema)
+    return with_defaults(config, schema)
+
+
+# ---------------------------------------------------------------- expansion
+def _experiments(config: dict):
+    for paper, pcfg in config["papers"].items():
+        for name, exp in pcfg["experiments"].items():
+            yield paper, name, exp
+
+
+def scale_cfg(config: dict) -> dict:
+    return config["scales"][config["scale"]]
+
+
+def skip_reason(config: dict, exp: dict) -> str | None:
+    """Why an experiment does not run at this scale, in words for the table row; None if it runs."""
+    scale = config["scale"]
+    if "scales" in exp and scale not in exp["scales"]:
+        return f"runs at scale={'/'.join(exp['scales'])}"
+    if exp["dataset"] not in scale_cfg(config)["datasets"]:
+        later = [s for s in SCALES if exp["dataset"] in config["scales"][s]["datasets"]]
+        hint = f": run with scale={later[0]}" if later else ""
+        return f"needs {exp['dataset']}{hint}"
+    return None
+
+
+def runs(config: dict, paper: str | None = None) -> list[Run]:
+    seeds = scale_cfg(config)["seeds"]
+    return [
+        Run(p, name, variant, seed)
+        for p, name, exp in _experiments(config)
+        if (paper is None or p == paper) and skip_reason(config, exp) is None
+        for variant in exp["variants"]
+        for seed in seeds
+    ]
+
+
+def skipped(config: dict, paper: str) -> dict[str, str]:
+    return {
+        name: reason
+        for p, name, exp in _experiments(config)
+        if p == paper and (reason := skip_reason(config, exp)) is not None
+    }
+
+
+# ---------------------------------------------------------------- one run's spec
+def _at_scale(value: Any, scale: str, key: str) -> Any:
+    """Values given per scale ({quick: .., small: .., paper: ..}) resolve to this scale's."""
+    if isinstance(value, dict) and value and set(value) <= set(SCALES):
+        if scale not in value:
+            raise ConfigError(f"config error at {key}: no value for scale {scale}; add {scale}: ..")
+        return value[scale]
+    return value
+
+
+def settings(config: dict, paper: str, experiment: str, variant: str, schema: dict) -> dict:
+    """Schema defaults < experiment settings < variant overrides, resolved at the scale."""
+    exp = config["papers"][paper]["experiments"][experiment]
+    props = schema["$defs"]["settings"]["properties"]
+    merged = {k: p["default"] for k, p in props.items() if "default" in p}
+    merged.update({k: v for k, v in exp.items() if k in props})
+    overrides = exp["variants"][variant] or {}
+    for key, value in overrides.items():
+        if key == "optimizer":
+            merged["optimizer"] = {**merged["optimizer"], **value}
+        else:
+            merged[key] = value
+    where = f"papers.{paper}.experiments.{experiment}"
+    return {k: _at_scale(v, config["scale"], f"{where}.{k}") for k, v in merged.items()}
+
+
+def train_size(config: dict, dataset: str) -> int:
+    """Training samples at this scale (bundled MNIST has 4,000 at most)."""
+    scale = scale_cfg(config)
+    info = dataset_info(dataset)
+    full = info.n_train or 10**9
+    if dataset == "mnist" and scale.get("allow_bundled_mnist"):
+        full = min(full, 5000 - (scale.get("test_size") or 1000))
+    cap = scale.get("train_size")
+    return min(full, cap) if cap else full
+
+
+def resolve_batch(value: int | str, n_train: int, where: str) -> int:
+    """A batch as an integer or as a share of the training set ("10%")."""
+    if isinstance(value, str):
+        share = float(re.fullmatch(r"([0-9.]+)%", value).group(1)) / 100
+        value = int(round(share * n_train))
+    if not 1 <= value <= n_train:
+        raise ConfigError(
+            f"config error at {where}.batch_size: batch {value} is impossible with "
+            f"{n_train} training samples at this scale; use at most {n_train}"
+        )
+    return value
+
+
+def data_path(config: dict, dataset: str) -> str:
+    return f"data/prepared/{dataset}_{config['scale']}.pt"
+
+
+def spec(config: dict, run: Run, schema: dict | None = None) -> dict:
+    """Everything a training job needs, with no reference back to the config file."""
+    schema = schema or load_schema()
+    s = settings(config, run.paper, run.experiment, run.variant, schema)
+    where = f"papers.{run.paper}.experiments.{run.experiment}.variants.{run.variant}"
+    n_train = train_size(config, s["dataset"])
+    exp = config["papers"][run.paper]["experiments"][run.experiment]
+    base_batch = s.get("base_batch") or resolve_batch(exp["batch_size"], n_train, where)
+    batch = resolve_batch(s["batch_size"], n_train, where)
+    schedule_cfg = {
+        "base_lr": s["optimizer"]["lr"],
+        "base_batch": base_batch,
+        "batch_size": batch,
+        "epochs": s["epochs"],
+        **{k: s[k] for k in SCHEDULE_KEYS if k in s},
+    }
+    schedule_cfg["decay_epochs"] = tuple(schedule_cfg.get("decay_epochs", ()))
+    try:
+        schedule = Schedule.from_config(schedule_cfg)
+        if s["regime_adaptation"]:
+            schedule = adapt_regime(schedule, batch / base_batch)
+        schedule.total_updates(n_train)  # every epoch must hold at least one full batch
+    except ValueError as err:
+        raise ConfigError(f"config error at {where}: {err}") from None
+    sc = scale_cfg(config)
+    return {
+        "paper": run.paper,
+        "experiment": run.experiment,
+        "variant": run.variant,
+        "seed": run.seed,
+        "scale": config["scale"],
+        "network": s["network"],
+        "dataset": s["dataset"],
+        "data": data_path(config, s["dataset"]),
+        "n_train": n_train,
+        "width": sc["width"],
+        "batch_size": batch,
+        "ghost_batch": s["ghost_batch"],
+        "optimizer": s["optimizer"],
+        "schedule": schedule_as_dict(schedule),
+        "augment": s["augment"],
+        "grad_clip": s["grad_clip"],
+        "grad_clip_epochs": s["grad_clip_epochs"],
+        "zero_init_residual": s["zero_init_residual"],
+        "micro_batch": s["micro_batch"],
+        "regime_adaptation": s["regime_adaptation"],
+        "device": config["device"],
+        "bn_eval": config["bn_eval"],
+        "eval_chunk": config["eval_chunk"],
+        "checkpoint_minutes": config["checkpoint_minutes"],
+    }
+
+
+def schedule_as_dict(schedule: Schedule) -> dict:
+    keys = ("base_lr", "base_batch", "batch_size", "epochs") + SCHEDULE_KEYS
+    out = {k: getattr(schedule, k) for k in keys}
+    out["decay_epochs"] = list(out["decay_epochs"])
+    return out
+
+
+def resources(config: dict, paper: str, experiment: str) -> dict:
+    """Per-job resources: the scale's, overridden per experiment (e.g. 8 GPUs for ImageNet)."""
+    sc = scale_cfg(config)
+    res = {k: sc[k] for k in ("threads", "gpus", "nproc_per_node", "mem_mb", "runtime")}
+    res["nodes"] = 1
+    exp = config["papers"][paper]["experiments"][experiment]
+    res.update(exp.get("resources", {}).get(config["scale"], {}))
+    if config["device"] == "cpu":
+        res["gpus"] = 0
+    res["tasks"] = res["gpus"] if res["gpus"] else res["nproc_per_node"]
+    return res
+
+
+def size_args(config: dict, scale: str) -> str:
+    """prepare_data's subset options at a scale."""
+    sc = config["scales"][scale]
+    args = [f"--{k.replace('_', '-')} {sc[k]}" for k in ("train_size", "test_size") if sc.get(k)]
+    return " ".join(args)
+
+
+def data_flags(config: dict, scale: str) -> str:
+    flags = ["--download"] if config.get("download") else []
+    if config["scales"][scale].get("allow_bundled_mnist"):
+        flags.append("--allow-bundled")
+    return " ".join(flags)

@@ -1,0 +1,268 @@
+"""Keskar et al. (2017) sharpness: the largest relative loss increase inside a small box.
+
+    phi_{x,f}(eps, A) = (max_{y in C_eps} f(x + A y) - f(x)) / (1 + f(x)) * 100
+    C_eps = {z : |z_i| <= eps (|(A^+ x)_i| + 1)}
+
+`A = I` gives the full-space metric; a random n x p matrix (p = 100 in the paper) probes a random
+subspace. The maximum is approximated, as in the paper, by a few (10) L-BFGS-B iterations on
+-f(x + A y) from y = 0, using the exact full-training-set gradient.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import scipy.optimize
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+FlatFn = Callable[[np.ndarray], tuple[float, np.ndarray]]
+
+
+# --------------------------------------------------------------------------- flat parameters
+
+
+def flat_params(model: nn.Module) -> Tensor:
+    """All parameters as one detached vector, in `named_parameters()` order."""
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def param_dict(model: nn.Module, flat: Tensor) -> dict[str, Tensor]:
+    """Views of `flat` shaped like the model's parameters, for `functional_call`.
+
+    Views (not copies) keep autograd flowing back to the single flat tensor, so one backward
+    pass yields the flat gradient directly.
+    """
+    named = list(model.named_parameters())
+    sizes = [p.numel() for _, p in named]
+    if flat.numel() != sum(sizes):
+        raise ValueError(f"flat vector has {flat.numel()} entries, model has {sum(sizes)}")
+    return {name: part.view_as(p) for (name, p), part in zip(named, flat.split(sizes), strict=True)}
+
+
+def chunks(n: int, chunk_size: int) -> Iterator[slice]:
+    """Consecutive slices covering range(n): large chunks, no per-sample loop."""
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be positive")
+    for start in range(0, n, chunk_size):
+        yield slice(start, min(start + chunk_size, n))
+
+
+def summed_loss(
+    model: nn.Module, params: dict[str, Tensor], inputs: Tensor, targets: Tensor
+) -> Tensor:
+    """Summed cross-entropy of a chunk with the given parameters (buffers stay the model's)."""
+    logits = functional_call(model, params, (inputs,))
+    return F.cross_entropy(logits, targets, reduction="sum")
+
+
+def flat_loss_and_grad(
+    model: nn.Module, inputs: Tensor, targets: Tensor, chunk_size: int = 8192
+) -> FlatFn:
+    """Return `fn(x) -> (mean CE over all inputs, flat gradient)` as float64 for scipy.
+
+    `x` is a flat parameter vector; it is cast to the model's parameter dtype and device. The
+    model's own parameters are never modified. The module's train/eval mode is left as the
+    caller set it: use eval mode so batch norm uses running statistics and `f` is deterministic
+    (in train mode batch norm would also update its running buffers at every evaluation).
+    """
+    ref = next(model.parameters())
+    n = inputs.shape[0]
+
+    def fn(x: np.ndarray) -> tuple[float, np.ndarray]:
+        flat = torch.as_tensor(np.asarray(x), device=ref.device).to(ref.dtype)
+        flat.requires_grad_(True)
+        params = param_dict(model, flat)
+        total = torch.zeros((), dtype=torch.float64, device=ref.device)
+        grad = torch.zeros_like(flat, dtype=torch.float64)
+        for s in chunks(n, chunk_size):
+            loss = summed_loss(model, params, inputs[s], targets[s])
+            (g,) = torch.autograd.grad(loss, flat)
+            total += loss.detach().double()
+            grad += g.double()
+        return (total / n).item(), (grad / n).cpu().numpy()
+
+    return fn
+
+
+# --------------------------------------------------------------------------- generic core
+
+
+def random_subspace(n: int, p: int, seed: int = 0, dtype: npt.DTypeLike = np.float32) -> np.ndarray:
+    """Seeded n x p matrix with i.i.d. standard normal entries (full column rank a.s.).
+
+    float32 by default: for n ~ 1e6 and p = 100 it already takes 400 MB.
+    """
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, p), dtype=np.float32).astype(dtype, copy=False)
+
+
+def pinv_apply(A: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """A^+ x for a tall n x p matrix via least squares; never forms an n x n matrix."""
+    At = torch.from_numpy(np.ascontiguousarray(A))
+    xt = torch.from_numpy(np.asarray(x, dtype=A.dtype)).reshape(-1, 1)
+    # gelsd (SVD-based) gives the minimum-norm solution, i.e. A^+ x even if A is rank deficient.
+    sol = torch.linalg.lstsq(At, xt, driver="gelsd").solution
+    return sol.reshape(-1).double().numpy()
+
+
+def box_bounds(x0: np.ndarray, eps: float, A: np.ndarray | None = None) -> np.ndarray:
+    """Half-widths eps (|(A^+ x)_i| + 1) of the box C_eps (A = I when None)."""
+    z = np.abs(np.asarray(x0, dtype=np.float64)) if A is None else np.abs(pinv_apply(A, x0))
+    return eps * (z + 1.0)
+
+
+def _matvec(A: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """A v in A's dtype: mixing dtypes would make numpy copy a possibly huge A to float64."""
+    return (A @ v.astype(A.dtype, copy=False)).astype(np.float64, copy=False)
+
+
+def sharpness_of_function(
+    f_and_grad: FlatFn,
+    x0: np.ndarray,
+    eps: float,
+    A: np.ndarray | None = None,
+    max_iter: int = 10,
+) -> dict:
+    """Keskar's phi for any function `f_and_grad(x) -> (f, grad)` around `x0`.
+
+    The budget is `max_iter` L-BFGS-B iterations, as in the paper. scipy's other stopping rules
+    are switched off (ftol = gtol = 0): x0 is a near-stationary minimizer, where the first step
+    is tiny and the default tests would end the search there and report phi ~ 0. The maximum of
+    f over *all* evaluations is used, since L-BFGS-B's last point need not be the best.
+    """
+    x0 = np.asarray(x0, dtype=np.float64)
+    bound = box_bounds(x0, eps, A)
+    stats = {"n_evals": 0, "eval_time_s": 0.0, "f_max": -np.inf}
+
+    def evaluate(x: np.ndarray) -> tuple[float, np.ndarray]:
+        t0 = time.perf_counter()
+        f, g = f_and_grad(x)
+        stats["eval_time_s"] += time.perf_counter() - t0
+        stats["n_evals"] += 1
+        stats["f_max"] = max(stats["f_max"], float(f))
+        return float(f), np.asarray(g, dtype=np.float64)
+
+    f_x, g_x = evaluate(x0)
+
+    def neg_f(y: np.ndarray) -> tuple[float, np.ndarray]:
+        if not y.any():  # scipy starts at y = 0: reuse the evaluation of f(x0)
+            f, g = f_x, g_x
+        elif A is None:
+            f, g = evaluate(x0 + y)
+        else:
+            f, g = evaluate(x0 + _matvec(A, y))
+        g = g if A is None else _matvec(A.T, g)
+        return -f, -g
+
+    t0 = time.perf_counter()
+    res = scipy.optimize.minimize(
+        neg_f,
+        np.zeros_like(bound),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=scipy.optimize.Bounds(-bound, bound),
+        options={"maxiter": max_iter, "ftol": 0.0, "gtol": 0.0},
+    )
+    f_max = stats["f_max"]
+    return {
+        "phi": (f_max - f_x) / (1.0 + f_x) * 100.0,
+        "f_x": f_x,
+        "f_max": f_max,
+        "eps": eps,
+        "subspace_dim": None if A is None else int(A.shape[1]),
+        "iterations": int(res.nit),
+        "n_evals": stats["n_evals"],
+        "wall_time_s": time.perf_counter() - t0,
+        "eval_time_s": stats["eval_time_s"],
+        "n_params": int(x0.size),
+        "optimizer_message": str(res.message),
+    }
+
+
+# --------------------------------------------------------------------------- model wrapper
+
+
+def sharpness(
+    model: nn.Module,
+    inputs: Tensor,
+    targets: Tensor,
+    eps: float,
+    subspace_dim: int | None = None,
+    max_iter: int = 10,
+    seed: int = 0,
+    chunk_size: int = 8192,
+) -> dict:
+    """phi of the mean training cross-entropy at the model's parameters.
+
+    `subspace_dim=None` is the full space (A = I); otherwise A is `random_subspace(n, p, seed)`.
+    Evaluations go through `functional_call`, so the model's parameters are untouched; they are
+    still reloaded from a copy at the end as a safeguard. Call with the model in eval mode.
+    """
+    t0 = time.perf_counter()
+    saved = [p.detach().clone() for p in model.parameters()]
+    try:
+        x0 = flat_params(model).double().cpu().numpy()
+        A = None if subspace_dim is None else random_subspace(x0.size, subspace_dim, seed)
+        fn = flat_loss_and_grad(model, inputs, targets, chunk_size)
+        result = sharpness_of_function(fn, x0, eps, A=A, max_iter=max_iter)
+    finally:
+        with torch.no_grad():
+            for p, s in zip(model.parameters(), saved, strict=True):
+                p.copy_(s)
+    result["wall_time_s"] = time.perf_counter() - t0
+    result["seed"] = seed
+    return result
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Keskar sharpness of a trained run")
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="prepared data set")
+    parser.add_argument("--eps", type=float, default=1e-3)
+    parser.add_argument("--subspace-dim", type=int, default=None, help="omit for full space")
+    parser.add_argument("--max-iter", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chunk-size", type=int, default=8192)
+    parser.add_argument("--device", type=torch.device, default=None)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    from lbgap.data import load_prepared
+    from lbgap.io import write_json
+    from lbgap.runs import load_run
+
+    device = args.device or default_device()
+    model, _spec = load_run(args.run_dir, device)
+    model.eval()
+    data = load_prepared(args.data, device)
+    result = sharpness(
+        model,
+        data["train_x"],
+        data["train_y"],
+        eps=args.eps,
+        subspace_dim=args.subspace_dim,
+        max_iter=args.max_iter,
+        seed=args.seed,
+        chunk_size=args.chunk_size,
+    )
+    result.update(run_dir=str(args.run_dir), data=str(args.data), device=str(device))
+    write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    main()

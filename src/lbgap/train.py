@@ -1,0 +1,380 @@
+"""One training run: a resolved run spec in, metrics, checkpoint and summary out.
+
+Launched by torchrun (see lbgap.launch). The global batch is split into per-rank micro-batches
+and accumulation steps; with ghost batch norm the trajectory does not depend on that split.
+The run checkpoints atomically every `checkpoint_minutes` and on SIGTERM/SIGUSR1, and a rerun
+in the same folder resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from lbgap import distributed
+from lbgap.data import load_prepared, random_crop_flip
+from lbgap.evaluation import evaluate
+from lbgap.io import atomic_write, write_json
+from lbgap.models import build_model, zero_init_last_bn
+from lbgap.schedules import Schedule, noise_scale
+
+STATE_FILE = "state.pt"  # resumable state, kept out of Snakemake's outputs so retries find it
+
+
+class Preempted(Exception):
+    """Raised after a signal-triggered checkpoint so the job ends and a retry resumes."""
+
+
+def make_optimizer(model: nn.Module, cfg: dict, lr: float) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov, weight decay optionally off for batch norm) or Adam."""
+    decay = cfg.get("weight_decay", 0.0)
+    groups: list[dict] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    if decay and not cfg.get("bn_weight_decay", True):
+        norm = [
+            p
+            for m in model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for p in m.parameters()
+        ]
+        ids = {id(p) for p in norm}
+        rest = [p for p in model.parameters() if id(p) not in ids]
+        groups = [{"params": rest}, {"params": norm, "weight_decay": 0.0}]
+    name = cfg["name"]
+    if name == "sgd":
+        return torch.optim.SGD(
+            groups,
+            lr=lr,
+            momentum=cfg.get("momentum", 0.0),
+            nesterov=cfg.get("nesterov", False),
+            weight_decay=decay,
+        )
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr, weight_decay=decay)
+    raise ValueError(f"optimizer.name must be sgd or adam, got {name!r}")
+
+
+def micro_batches(per_rank: int, micro: int | None) -> int:
+    """How many accumulation steps one rank needs so each micro-batch fits `micro`."""
+    if not micro or micro >= per_rank:
+        return 1
+    if per_rank % micro:
+        raise ValueError(
+            f"per-rank batch {per_rank} is not a multiple of micro_batch {micro}; "
+            "choose a micro_batch that divides it"
+        )
+    return per_rank // micro
+
+
+class Trainer:
+    """Holds the run's state so that it can be checkpointed and resumed as a whole."""
+
+    def __init__(self, spec: dict, out: Path, ctx: distributed.Context) -> None:
+        self.spec, self.out, self.ctx = spec, out, ctx
+        torch.manual_seed(spec["seed"])
+        self.data = load_prepared(spec["data"], ctx.device)
+        info = self.data["info"]
+        self.n_train = len(self.data["train_y"])
+        self.schedule = Schedule.from_config(spec["schedule"])
+        self.model = build_model(
+            spec["network"], info.classes, spec.get("width", 1.0), spec.get("ghost_batch")
+        ).to(ctx.device)
+        if spec.get("zero_init_residual"):
+            zero_init_last_bn(self.model)
+        self.net: nn.Module = self.model
+        if ctx.world_size > 1:
+            ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids, broadcast_buffers=False)
+        self.optimizer = make_optimizer(self.model, spec["optimizer"], self.schedule.base_lr)
+        self.w0 = [p.detach().clone() for p in self.model.parameters()]
+        self.data_gen = torch.Generator(device=ctx.device).manual_seed(spec["seed"] + 1)
+        self.epoch, self.iteration, self.updates, self.samples = 0, 0, 0, 0
+        self.epoch_gen_state = self.data_gen.get_state()
+        self.rows: list[dict] = []
+        self.steps: list[dict] = []
+        self.elapsed = 0.0
+        self.status = "running"
+        self.stop_requested = False
+
+    # ------------------------------------------------------------ checkpointing
+    def state(self) -> dict:
+        return {
+            "spec": self.spec,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "iteration": self.iteration,
+            "updates": self.updates,
+            "samples": self.samples,
+            "epoch_gen_state": self.epoch_gen_state,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "w0": self.w0,
+            "rows": self.rows,
+            "steps": self.steps,
+            "elapsed": self.elapsed,
+            "status": self.status,
+        }
+
+    def save_state(self) -> None:
+        if self.ctx.is_main:
+            atomic_write(self.out / STATE_FILE, lambda tmp: torch.save(self.state(), tmp))
+        distributed.barrier()
+
+    def try_resume(self) -> bool:
+        path = self.out / STATE_FILE
+        if not path.exists():
+            return False
+        state = torch.load(path, map_location=self.ctx.device, weights_only=False)
+        if state["spec"] != self.spec:
+            print(f"{path} belongs to another configuration; starting afresh", flush=True)
+            return False
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for key in (
+            "epoch",
+            "iteration",
+            "updates",
+            "samples",
+            "epoch_gen_state",
+            "w0",
+            "rows",
+            "steps",
+            "elapsed",
+        ):
+            setattr(self, key, state[key])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        print(f"resumed from {path} at epoch {self.epoch} iteration {self.iteration}", flush=True)
+        return True
+
+    # ------------------------------------------------------------ one step
+    def batch_indices(self, epoch_perm: torch.Tensor, it: int, batch: int) -> torch.Tensor:
+        """This rank's share of global batch `it`, the same samples whatever the world size."""
+        idx = epoch_perm[it * batch : (it + 1) * batch]
+        if batch % self.ctx.world_size:
+            raise ValueError(f"batch {batch} is not divisible by the {self.ctx.world_size} ranks")
+        share = batch // self.ctx.world_size
+        return idx[self.ctx.rank * share : (self.ctx.rank + 1) * share]
+
+    def inputs(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.data["train_x"][idx]
+        if self.spec.get("augment"):
+            x = random_crop_flip(x, 4, self.data_gen)
+        return x
+
+    def step(self, idx: torch.Tensor, lr: float) -> torch.Tensor:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        accum = micro_batches(len(idx), self.spec.get("micro_batch"))
+        x, y = self.inputs(idx), self.data["train_y"][idx]
+        total = torch.zeros((), device=self.ctx.device)
+        for i, (xs, ys) in enumerate(zip(x.chunk(accum), y.chunk(accum), strict=True)):
+            sync = i == accum - 1 or not isinstance(self.net, DistributedDataParallel)
+            with contextlib.nullcontext() if sync else self.net.no_sync():
+                loss = F.cross_entropy(self.net(xs), ys) / accum
+                loss.backward()
+            total += loss.detach()
+        clip = self.spec.get("grad_clip")
+        clip_epochs = self.spec.get("grad_clip_epochs")
+        if clip and (clip_epochs is None or self.epoch < clip_epochs):
+            nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return distributed.all_reduce_mean(total)
+
+    @torch.no_grad()
+    def weight_distance(self) -> torch.Tensor:
+        diffs = torch._foreach_sub([p.detach() for p in self.model.parameters()], self.w0)
+        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(diffs)))
+
+    # ------------------------------------------------------------ epochs
+    def run_epoch(self) -> None:
+        batch = self.schedule.batch_at(self.epoch)
+        iters = self.schedule.iterations_in_epoch(self.epoch, self.n_train)
+        self.data_gen.set_state(self.epoch_gen_state)
+        perm = torch.randperm(self.n_train, generator=self.data_gen, device=self.ctx.device)
+        losses, dists, lrs = [], [], []
+        start = time.perf_counter()
+        while self.iteration < iters:
+            if self.stop_requested:
+                raise Preempted
+            lr = self.schedule.lr_at(self.epoch, self.iteration, iters)
+            losses.append(self.step(self.batch_indices(perm, self.iteration, batch), lr))
+            dists.append(self.weight_distance())
+            lrs.append(lr)
+            self.iteration += 1
+            self.updates += 1
+            self.samples += batch
+        first = self.updates - len(losses)
+        loss_values = torch.stack(losses).tolist() if losses else []
+        for k, (loss, dist, lr) in enumerate(
+            zip(loss_values, torch.stack(dists).tolist() if dists else [], lrs, strict=True)
+        ):
+            self.steps.append(
+                {
+                    "update": first + k + 1,
+                    "epoch": self.epoch,
+                    "lr": lr,
+                    "batch": batch,
+                    "loss": loss,
+                    "weight_distance": dist,
+                }
+            )
+        self.elapsed += time.perf_counter() - start
+        if loss_values and not all(math.isfinite(v) for v in loss_values):
+            self.status = "diverged"
+        self.end_epoch(batch, lr=lrs[-1] if lrs else float("nan"))
+
+    def end_epoch(self, batch: int, lr: float) -> None:
+        self.sync_bn_buffers()
+        spec, d = self.spec, self.data
+        row = {
+            "epoch": self.epoch + 1,
+            "batch": batch,
+            "lr": lr,
+            "updates": self.updates,
+            "samples": self.samples,
+            "train_time_s": self.elapsed,
+            "noise_scale": noise_scale(
+                lr, self.n_train, batch, spec["optimizer"].get("momentum", 0.0)
+            ),
+        }
+        if self.status != "diverged":
+            chunk, mode = spec.get("eval_chunk", 4096), spec.get("bn_eval", "running")
+            row["train_loss"], row["train_acc"] = evaluate(
+                self.model, d["train_x"], d["train_y"], chunk, mode
+            )
+            row["test_loss"], row["test_acc"] = evaluate(
+                self.model, d["test_x"], d["test_y"], chunk, mode
+            )
+        self.rows.append(row)
+        if self.ctx.is_main:
+            print(self.progress_line(row), flush=True)
+        self.epoch += 1
+        self.iteration = 0
+        self.epoch_gen_state = self.data_gen.get_state()
+
+    def progress_line(self, row: dict) -> str:
+        run = f"{self.spec['experiment']}/{self.spec['variant']}/seed{self.spec['seed']}"
+        metrics = (
+            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}% | "
+            f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.2f}%"
+            if "train_loss" in row
+            else "DIVERGED (non-finite loss)"
+        )
+        return (
+            f"[{run}] epoch {row['epoch']}/{self.schedule.epochs} batch {row['batch']} "
+            f"lr {row['lr']:.4g} | {metrics} | {row['train_time_s']:.1f}s"
+        )
+
+    def sync_bn_buffers(self) -> None:
+        """Average batch-norm running statistics over ranks (each saw only its own share)."""
+        if self.ctx.world_size == 1:
+            return
+        for buf_name, buf in self.model.named_buffers():
+            if buf.dtype.is_floating_point and "running" in buf_name:
+                distributed.all_reduce_mean(buf)
+
+    def fit(self, checkpoint_minutes: float) -> None:
+        last_save = time.monotonic()
+        while self.epoch < self.schedule.epochs and self.status != "diverged":
+            self.run_epoch()
+            if time.monotonic() - last_save > 60 * checkpoint_minutes:
+                self.save_state()
+                last_save = time.monotonic()
+        if self.status == "running":
+            self.status = "completed"
+
+    # ------------------------------------------------------------ outputs
+    def write_outputs(self, wall_time: float) -> None:
+        if not self.ctx.is_main:
+            return
+        out = self.out
+        pd.DataFrame(self.rows).to_csv(out / "metrics.csv.tmp", index=False)
+        pd.DataFrame(self.steps).to_csv(out / "steps.csv.tmp", index=False)
+        final = {"model": self.model.state_dict(), "spec": self.spec}
+        atomic_write(out / "checkpoint.pt", lambda tmp: torch.save(final, tmp))
+        last = self.rows[-1] if self.rows else {}
+        evaluated = [r for r in self.rows if "test_acc" in r]
+        summary = {
+            "status": self.status,
+            "spec": self.spec,
+            "epochs": self.epoch,
+            "updates": self.updates,
+            "samples": self.samples,
+            "world_size": self.ctx.world_size,
+            "device": str(self.ctx.device),
+            "wall_time_s": wall_time,
+            "train_time_s": self.elapsed,
+            "final": {k: last.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc")},
+            "last_evaluated_epoch": evaluated[-1]["epoch"] if evaluated else None,
+            "torch": torch.__version__,
+        }
+        for name in ("metrics.csv", "steps.csv"):
+            (out / f"{name}.tmp").replace(out / name)
+        write_json(out / "summary.json", summary)
+        (out / STATE_FILE).unlink(missing_ok=True)
+
+
+def request_stop(trainer: Trainer) -> None:
+    """SIGTERM/SIGUSR1 (SLURM's warning before a time limit or preemption) -> checkpoint, exit."""
+
+    def handler(signum: int, _frame) -> None:
+        print(f"signal {signum}: checkpointing before exit", flush=True)
+        trainer.stop_requested = True
+
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, handler)
+
+
+def run(spec: dict, out: Path) -> dict:
+    start = time.perf_counter()
+    ctx = distributed.setup(spec.get("device", "auto"))
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(spec, out, ctx)
+    request_stop(trainer)
+    trainer.try_resume()
+    try:
+        trainer.fit(spec.get("checkpoint_minutes", 10.0))
+    except Preempted:
+        trainer.save_state()
+        distributed.teardown()
+        raise
+    trainer.write_outputs(time.perf_counter() - start)
+    distributed.teardown()
+    return {"status": trainer.status, "epochs": trainer.epoch}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train one run of the experiment matrix.")
+    parser.add_argument("--spec", required=True, help="resolved run spec as JSON text")
+    parser.add_argument("--out", type=Path, required=True, help="run folder")
+    args = parser.parse_args(argv)
+    spec = json.loads(args.spec)
+    try:
+        result = run(spec, args.out)
+    except Preempted:
+        print("stopped by signal after checkpointing; rerun to resume", file=sys.stderr)
+        return 143
+    except (ValueError, distributed.DeviceUnavailable) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"done: {result['status']} after {result['epochs']} epochs", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+# The matrix expansion: which runs exist at this scale and what each one trains.
+import json
+import os
+import sys
+
+from snakemake.utils import validate
+
+from lbgap import matrix, outputs
+
+SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
+try:
+    config = matrix.prepare_config(config, SCHEMA)
+except matrix.ConfigError as err:
+    sys.exit(f"lbgap: {err}")
+validate(config, SCHEMA, set_default=False)
+
+SCALE = config["scale"]
+PAPERS = list(config["papers"])
+RUNS = matrix.runs(config)
+_SCHEMA = matrix.load_schema(SCHEMA)
+try:
+    SPECS = {run: matrix.spec(config, run, _SCHEMA) for run in RUNS}
+except matrix.ConfigError as err:
+    sys.exit(f"lbgap: {err}")
+
+localrules:
+    reproduce_all,
+    keskar2017,
+    hoffer2017,
+    goyal2017,
+    smith2018,
+    table,
+    figure,
+
+
+wildcard_constraints:
+    paper="[A-Za-z0-9]+",
+    seed=r"\d+",
+    scale="|".join(matrix.SCALES),
+
+
+def run_of(wildcards):
+    return matrix.Run(wildcards.paper, wildcards.experiment, wildcards.variant, int(wildcards.seed))
+
+
+def spec_json(wildcards):
+    run = run_of(wildcards)
+    if run not in SPECS:
+        raise ValueError(f"{run.dir} is not in the matrix at scale={SCALE}")
+    return json.dumps(SPECS[run], sort_keys=True)
+
+
+def run_resources(wildcards):
+    return matrix.resources(config, wildcards.paper, wildcards.experiment)
+
+
+def train_data(wildcards):
+    return SPECS[run_of(wildcards)]["data"]
+
+
+def paper_plan(paper):
+    """What the paper's tables and figures are built from: runs and rows not run, as JSON."""
+    return json.dumps(outputs.plan(config, paper, SPECS))
+
+
+def paper_outputs(paper):
+    return outputs.files(config, paper)
+
+
+def paper_run_files(paper, name="summary.json"):
+    return [f"{run.dir}/{name}" for run in RUNS if run.paper == paper]
