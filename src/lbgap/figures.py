@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -55,11 +54,6 @@ def training_curves(plan: dict) -> Figure:
     return fig
 
 
-FIGURES: dict[str, Callable[[dict], Figure]] = {
-    "keskar2017_training_curves": training_curves,
-}
-
-
 def save(fig: Figure, png: str, pdf: str) -> None:
     atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=150))
     atomic_write(pdf, lambda tmp: fig.savefig(tmp, format="pdf"))
@@ -68,12 +62,15 @@ def save(fig: Figure, png: str, pdf: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Draw one figure from finished runs.")
-    parser.add_argument("--name", required=True, choices=sorted(FIGURES))
+    parser.add_argument("--paper", required=True)
+    parser.add_argument("--name", required=True)
     parser.add_argument("--plan", required=True, help="the paper's plan as JSON text")
     parser.add_argument("--png", required=True)
     parser.add_argument("--pdf", required=True)
     args = parser.parse_args(argv)
-    save(FIGURES[args.name](json.loads(args.plan)), args.png, args.pdf)
+    from lbgap.papers import product
+
+    save(product(args.paper, args.name).build(json.loads(args.plan)), args.png, args.pdf)
     print(f"wrote {Path(args.png).name} and {Path(args.pdf).name}")
     return 0
 

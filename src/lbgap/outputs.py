@@ -1,4 +1,4 @@
-"""Which tables and figures each paper produces, and the plan they are built from.
+"""Which files each paper produces, and the plan they are built from.
 
 The plan lists every experiment of a paper with the run folders of its variants, or the reason
 it does not run at this scale, so a table can show a row as "not run" instead of inventing it.
@@ -6,19 +6,15 @@ it does not run at this scale, so a table can show a row as "not run" instead of
 
 from __future__ import annotations
 
-from lbgap import matrix
-
-# paper -> (tables, figures); names become reports/{tables,figures}/<paper>_<name>.<ext>
-PRODUCTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "keskar2017": (("table2",), ("training_curves",)),
-}
+from lbgap import matrix, papers
 
 
-def files(config: dict, paper: str) -> list[str]:
-    tables, figures = PRODUCTS.get(paper, ((), ()))
-    out = [f"reports/tables/{paper}_{t}.{ext}" for t in tables for ext in ("csv", "md")]
-    out += [f"reports/figures/{paper}_{f}.{ext}" for f in figures for ext in ("png", "pdf")]
-    return out
+def files(paper: str) -> list[str]:
+    return [f for p in papers.products(paper) for f in p.files(paper)]
+
+
+def inputs(plan: dict, name: str) -> list[str]:
+    return papers.product(plan["paper"], name).inputs(plan)
 
 
 def plan(config: dict, paper: str, specs: dict) -> dict:

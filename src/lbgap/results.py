@@ -38,6 +38,8 @@ def aggregate(values: list[float]) -> dict:
 
 def final_metric(dirs: list[str], key: str) -> tuple[dict, int]:
     """Aggregate of a final metric over seeds, and how many seeds diverged."""
+    if not dirs:
+        return {"mean": None, "std": None, "n": 0}, 0
     runs = summaries(dirs)
     diverged = sum(r["status"] == "diverged" for r in runs)
     return aggregate([r["final"].get(key) for r in runs if r["status"] == "completed"]), diverged

@@ -58,14 +58,17 @@ def train_data(wildcards):
     return SPECS[run_of(wildcards)]["data"]
 
 
-def paper_plan(paper):
-    """What the paper's tables and figures are built from: runs and rows not run, as JSON."""
-    return json.dumps(outputs.plan(config, paper, SPECS))
+PLANS = {paper: outputs.plan(config, paper, SPECS) for paper in PAPERS}
+
+
+def paper_plan(wildcards):
+    """What a paper's tables and figures are built from (runs, rows not run), as JSON."""
+    return json.dumps(PLANS[wildcards.paper])
+
+
+def product_inputs(wildcards):
+    return outputs.inputs(PLANS[wildcards.paper], wildcards.name)
 
 
 def paper_outputs(paper):
-    return outputs.files(config, paper)
-
-
-def paper_run_files(paper, name="summary.json"):
-    return [f"{run.dir}/{name}" for run in RUNS if run.paper == paper]
+    return outputs.files(paper)

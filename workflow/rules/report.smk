@@ -1,7 +1,7 @@
 # ---------------------------------------------------------------- tables and figures
 rule table:
     input:
-        lambda wc: paper_run_files(wc.paper),
+        product_inputs,
     output:
         csv="reports/tables/{paper}_{name}.csv",
         md="reports/tables/{paper}_{name}.md",
@@ -12,15 +12,15 @@ rule table:
     conda:
         "../../envs/lbgap.yaml"
     params:
-        plan=lambda wc: paper_plan(wc.paper),
+        plan=paper_plan,
     shell:
-        "python -m lbgap.tables --name {wildcards.paper}_{wildcards.name} --plan {params.plan:q} "
+        "python -m lbgap.tables --paper {wildcards.paper} --name {wildcards.name} --plan {params.plan:q} "
         "--csv {output.csv} --md {output.md} > {log} 2>&1"
 
 
 rule figure:
     input:
-        lambda wc: paper_run_files(wc.paper),
+        product_inputs,
     output:
         png="reports/figures/{paper}_{name}.png",
         pdf="reports/figures/{paper}_{name}.pdf",
@@ -31,7 +31,7 @@ rule figure:
     conda:
         "../../envs/lbgap.yaml"
     params:
-        plan=lambda wc: paper_plan(wc.paper),
+        plan=paper_plan,
     shell:
-        "python -m lbgap.figures --name {wildcards.paper}_{wildcards.name} --plan {params.plan:q} "
+        "python -m lbgap.figures --paper {wildcards.paper} --name {wildcards.name} --plan {params.plan:q} "
         "--png {output.png} --pdf {output.pdf} > {log} 2>&1"

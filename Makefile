@@ -1,0 +1,50 @@
+# lbgap: the commands users and CI rely on. `make help` lists them.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+CORES ?= all
+SCALE ?= quick
+
+.PHONY: help setup reproduce test report bench test-slurm slurm-profile lint clean
+
+help:
+	@echo "make reproduce      set up, then run the whole pipeline at the quick scale (offline)"
+	@echo "make test           set up, then run the test suite"
+	@echo "make setup          create .venv and install lbgap with pinned dependencies"
+	@echo "make report         build reports/report.html from the finished results"
+	@echo "make bench          run the CPU benchmarks (benchmarks/README.md)"
+	@echo "make test-slurm     run the workflow on a throw-away local SLURM cluster"
+	@echo "make slurm-profile  install profiles/slurm as your 'slurm' Snakemake profile"
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/setup_venv.sh
+	VENV=$(VENV) scripts/setup_venv.sh
+
+reproduce: setup
+	snakemake --cores $(CORES) reproduce_all --config scale=$(SCALE)
+
+# pytest exits 5 when it collects no test; that is not a failure of the suite.
+test: setup
+	pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+report: setup
+	snakemake --cores $(CORES) reproduce_all --config scale=$(SCALE)
+	snakemake --cores 1 reproduce_all --config scale=$(SCALE) --report reports/report.html
+
+bench: setup
+	@for b in benchmarks/bench_*.py; do [ -e "$$b" ] || continue; echo "== $$b"; python "$$b" || exit 1; done
+
+test-slurm: setup
+	pytest -q -m slurm tests
+
+slurm-profile:
+	scripts/install_slurm_profile.sh
+
+lint: setup
+	ruff check . && ruff format --check .
+
+clean:
+	rm -rf results logs .snakemake reports/report.html reports/index.html
+	find reports/tables reports/figures -type f ! -name .gitkeep -delete
