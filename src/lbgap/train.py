@@ -28,7 +28,8 @@ from lbgap.data import load_prepared, random_crop_flip
 from lbgap.evaluation import evaluate
 from lbgap.io import atomic_write, write_json
 from lbgap.models import build_model, zero_init_last_bn
-from lbgap.schedules import Schedule, noise_scale
+from lbgap.noise import NoiseScaleTracker, squared_grad_norm
+from lbgap.schedules import Schedule, noise_scale, rescale_momentum_buffers
 
 STATE_FILE = "state.pt"  # resumable state, kept out of Snakemake's outputs so retries find it
 
@@ -92,6 +93,8 @@ class Trainer:
         ).to(ctx.device)
         if spec.get("zero_init_residual"):
             zero_init_last_bn(self.model)
+        if spec.get("init_checkpoint"):
+            self.load_init(spec["init_checkpoint"])
         self.net: nn.Module = self.model
         if ctx.world_size > 1:
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -106,6 +109,13 @@ class Trainer:
         self.elapsed = 0.0
         self.status = "running"
         self.stop_requested = False
+        self.noise = NoiseScaleTracker()
+        self.last_lr: float | None = None
+
+    def load_init(self, path: str) -> None:
+        """Warm start (Keskar et al.): begin from another run's saved weights."""
+        blob = torch.load(path, map_location=self.ctx.device, weights_only=True)
+        self.model.load_state_dict(blob["model"])
 
     # ------------------------------------------------------------ checkpointing
     def state(self) -> dict:
@@ -125,6 +135,8 @@ class Trainer:
             "steps": self.steps,
             "elapsed": self.elapsed,
             "status": self.status,
+            "noise": vars(self.noise).copy(),
+            "last_lr": self.last_lr,
         }
 
     def save_state(self) -> None:
@@ -154,6 +166,8 @@ class Trainer:
             "elapsed",
         ):
             setattr(self, key, state[key])
+        vars(self.noise).update(state["noise"])
+        self.last_lr = state["last_lr"]
         torch.set_rng_state(state["torch_rng"].cpu())
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
@@ -175,25 +189,58 @@ class Trainer:
             x = random_crop_flip(x, 4, self.data_gen)
         return x
 
-    def step(self, idx: torch.Tensor, lr: float) -> torch.Tensor:
+    def set_lr(self, lr: float) -> None:
+        """Set the LR; without momentum correction, emulate the uncorrected update of Goyal."""
+        if (
+            self.last_lr is not None
+            and lr != self.last_lr
+            and not self.spec.get("momentum_correction", True)
+        ):
+            rescale_momentum_buffers(self.optimizer, self.last_lr, lr)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        self.last_lr = lr
+
+    def step(self, idx: torch.Tensor, lr: float, measure_noise: bool = False) -> torch.Tensor:
+        """One update on this rank's share `idx` of the global batch; returns the mean loss."""
+        self.set_lr(lr)
         accum = micro_batches(len(idx), self.spec.get("micro_batch"))
         x, y = self.inputs(idx), self.data["train_y"][idx]
         total = torch.zeros((), device=self.ctx.device)
+        params = list(self.model.parameters())
         for i, (xs, ys) in enumerate(zip(x.chunk(accum), y.chunk(accum), strict=True)):
             sync = i == accum - 1 or not isinstance(self.net, DistributedDataParallel)
             with contextlib.nullcontext() if sync else self.net.no_sync():
                 loss = F.cross_entropy(self.net(xs), ys) / accum
                 loss.backward()
             total += loss.detach()
+        if measure_noise and len(idx) >= 2:
+            half = len(idx) // 2
+            g_small_sq = self.side_gradient_sq(x[:half], y[:half])
+            big = len(idx) * self.ctx.world_size
+            self.noise.update(g_small_sq, squared_grad_norm(params), half, big)
         clip = self.spec.get("grad_clip")
         clip_epochs = self.spec.get("grad_clip_epochs")
         if clip and (clip_epochs is None or self.epoch < clip_epochs):
-            nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            nn.utils.clip_grad_norm_(params, clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return distributed.all_reduce_mean(total)
+
+    def side_gradient_sq(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """Squared norm of a small batch's gradient, leaving the run itself untouched.
+
+        The gradient noise scale (McCandlish et al. 2018) compares gradient norms at two batch
+        sizes. This extra pass uses copies of the batch-norm buffers and restores the RNG, so
+        measuring does not change the trajectory.
+        """
+        rng = torch.get_rng_state()
+        params = dict(self.model.named_parameters())
+        buffers = {k: v.clone() for k, v in self.model.named_buffers()}
+        logits = torch.func.functional_call(self.model, (params, buffers), (x,))
+        grads = torch.autograd.grad(F.cross_entropy(logits, y), list(params.values()))
+        torch.set_rng_state(rng)
+        return float(torch.stack([g.pow(2).sum() for g in grads]).sum())
 
     @torch.no_grad()
     def weight_distance(self) -> torch.Tensor:
@@ -212,7 +259,9 @@ class Trainer:
             if self.stop_requested:
                 raise Preempted
             lr = self.schedule.lr_at(self.epoch, self.iteration, iters)
-            losses.append(self.step(self.batch_indices(perm, self.iteration, batch), lr))
+            every = self.spec.get("noise_every", 0)
+            measure = bool(every) and self.updates % every == 0
+            losses.append(self.step(self.batch_indices(perm, self.iteration, batch), lr, measure))
             dists.append(self.weight_distance())
             lrs.append(lr)
             self.iteration += 1
@@ -248,6 +297,7 @@ class Trainer:
             "updates": self.updates,
             "samples": self.samples,
             "train_time_s": self.elapsed,
+            "b_noise": self.noise.b_simple,
             "noise_scale": noise_scale(
                 lr, self.n_train, batch, spec["optimizer"].get("momentum", 0.0)
             ),
@@ -263,6 +313,8 @@ class Trainer:
         self.rows.append(row)
         if self.ctx.is_main:
             print(self.progress_line(row), flush=True)
+            if self.epoch + 1 in self.spec.get("save_epochs", []):
+                self.save_weights(self.out / f"checkpoint_epoch{self.epoch + 1}.pt", self.epoch + 1)
         self.epoch += 1
         self.iteration = 0
         self.epoch_gen_state = self.data_gen.get_state()
@@ -299,14 +351,18 @@ class Trainer:
             self.status = "completed"
 
     # ------------------------------------------------------------ outputs
+    def save_weights(self, path: Path, epoch: int) -> None:
+        """Weights and spec only: what the analyses (sharpness, warm starts) load."""
+        blob = {"model": self.model.state_dict(), "spec": self.spec, "epoch": epoch}
+        atomic_write(path, lambda tmp: torch.save(blob, tmp))
+
     def write_outputs(self, wall_time: float) -> None:
         if not self.ctx.is_main:
             return
         out = self.out
         pd.DataFrame(self.rows).to_csv(out / "metrics.csv.tmp", index=False)
         pd.DataFrame(self.steps).to_csv(out / "steps.csv.tmp", index=False)
-        final = {"model": self.model.state_dict(), "spec": self.spec}
-        atomic_write(out / "checkpoint.pt", lambda tmp: torch.save(final, tmp))
+        self.save_weights(out / "checkpoint.pt", self.epoch)
         last = self.rows[-1] if self.rows else {}
         evaluated = [r for r in self.rows if "test_acc" in r]
         summary = {
