@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -231,7 +232,7 @@ def prepare(
         "test_x": torch.from_numpy(test[0]),
         "test_y": torch.as_tensor(test[1], dtype=torch.int64),
     }
-    atomic_write(out, lambda tmp: torch.save(tensors, tmp))
+    save_tensors(out, tensors)
     record = {
         "dataset": name,
         "source": source,
@@ -247,6 +248,13 @@ def prepare(
     return record
 
 
+def save_tensors(path: Path, payload: dict) -> None:
+    """Same content, same bytes: torch.save into memory first (its archive name is fixed)."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+
+
 def _prepare_imagefolder(info: DatasetInfo, root: Path, out: Path, manifest: Path) -> dict:
     from torchvision.datasets import ImageFolder
 
@@ -256,7 +264,7 @@ def _prepare_imagefolder(info: DatasetInfo, root: Path, out: Path, manifest: Pat
             raise DataUnavailable(f"missing {folder}: " + info.how_to_get.format(root=root))
     counts = {s: len(ImageFolder(str(d)).samples) for s, d in dirs.items()}
     payload = {"dataset": info.name, "imagefolder": {s: str(d) for s, d in dirs.items()}}
-    atomic_write(out, lambda tmp: torch.save(payload, tmp))
+    save_tensors(out, payload)
     record = {
         "dataset": info.name,
         "source": "ImageFolder",
@@ -343,5 +351,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-__all__ = ["DATASETS", "DataUnavailable", "DatasetInfo", "asdict", "load_prepared", "prepare"]

@@ -8,6 +8,7 @@ it touches.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,11 +61,19 @@ def _where(error: jsonschema.ValidationError) -> str:
 def check(config: dict, schema: dict) -> None:
     """Validate against the schema and a few rules it cannot express; raise ConfigError."""
     validator = jsonschema.validators.validator_for(schema)(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    errors = list(validator.iter_errors(config))
+    # An unknown key is also reported for every key of an object with any other error: prefer
+    # the specific error, at the deepest place.
+    specific = [e for e in errors if e.validator != "unevaluatedProperties"]
+    error = jsonschema.exceptions.best_match(specific or errors)
+    if specific:
+        error = max(specific, key=lambda e: len(e.absolute_path))
+        error = jsonschema.exceptions.best_match([error])
     if error is not None:
         message = error.message
         if error.validator in ("oneOf", "anyOf") and error.context:
             message = error.context[-1].message
+        message = message.replace("Unevaluated properties are not allowed", "unknown key")
         raise ConfigError(
             f"config error at {_where(error)}: {message} (see workflow/schemas/config.schema.yaml)"
         )
@@ -92,6 +101,7 @@ def with_defaults(config: dict, schema: dict) -> dict:
 
 def prepare_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
     schema = load_schema(schema_path)
+    config = json.loads(json.dumps(config))  # YAML anchors share objects; make them separate
     check(config, schema)
     return with_defaults(config, schema)
 
