@@ -5,6 +5,11 @@ import sys
 
 from snakemake.utils import validate
 
+# The workflow and its jobs (local, conda or cluster) import lbgap from this source tree.
+_SRC = os.path.join(os.path.dirname(os.path.abspath(workflow.main_snakefile)), "src")
+sys.path.insert(0, _SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
+
 from lbgap import matrix, outputs
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
@@ -31,6 +36,10 @@ localrules:
     smith2018,
     table,
     figure,
+    table_view,
+    claims,
+    provenance,
+    index,
 
 
 wildcard_constraints:

@@ -8,7 +8,7 @@ rule prepare_data:
     message:
         "Preparing {wildcards.dataset} for scale {wildcards.scale}"
     conda:
-        "../../envs/lbgap.yaml"
+        "../../envs/data.yaml"
     params:
         root=config["data_root"],
         sizes=lambda wc: matrix.size_args(config, wc.scale),
