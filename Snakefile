@@ -14,12 +14,15 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/literature.smk"
 
 
 rule reproduce_all:
     default_target: True
     input:
         [paper_outputs(paper) for paper in PAPERS],
+        LITERATURE_OUTPUTS,
+        report_outputs(),
 
 
 rule keskar2017:

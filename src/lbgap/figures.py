@@ -15,26 +15,41 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from lbgap import results  # noqa: E402
 from lbgap.io import atomic_write  # noqa: E402
+from lbgap.papers import reference  # noqa: E402
 
 
-def _band(ax, frame, x: str, y: str, label: str, **style) -> None:
-    """Mean over seeds as a line, +- one std as a band."""
+def _band(ax, frame, x: str, y: str, label: str, **style) -> str:
+    """Mean over seeds as a line, +- one std as a band; returns the line's colour."""
     grouped = frame.groupby(x)[y]
     mean, std = grouped.mean(), grouped.std(ddof=1).fillna(0.0)
     (line,) = ax.plot(mean.index, mean.values, label=label, **style)
     ax.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+    return line.get_color()
 
 
-def training_curves(plan: dict) -> Figure:
-    """Per experiment: train loss and test accuracy against epochs, one line per variant."""
+def paper_line(ax, value: float | None, label: str, color: str) -> None:
+    """The paper's reported value as a dashed horizontal line, labelled with the number."""
+    if value is not None:
+        ax.axhline(value, color=color, ls="--", lw=1.2, label=f"{label}: {value:.2f}")
+
+
+def training_curves(plan: dict, reference_table: str | None = None) -> Figure:
+    """Per experiment: train loss and test accuracy against epochs, one line per variant.
+
+    With `reference_table`, the paper's final test accuracy of each variant (that table's
+    `test_<variant>` column in reference.yaml) is drawn as a dashed line.
+    """
     ran = {n: e for n, e in plan["experiments"].items() if not e["skip"]}
     fig, axes = plt.subplots(len(ran) or 1, 2, figsize=(10, 3.4 * max(len(ran), 1)), squeeze=False)
-    for (_name, exp), (ax_loss, ax_acc) in zip(ran.items(), axes, strict=False):
+    for (name, exp), (ax_loss, ax_acc) in zip(ran.items(), axes, strict=False):
         for variant, info in exp["variants"].items():
             frame = results.metrics(info["dirs"])
             label = f"{variant} (batch {info['batch_size']}, {frame['seed'].nunique()} seeds)"
             _band(ax_loss, frame, "epoch", "train_loss", label)
-            _band(ax_acc, frame, "epoch", "test_acc", label)
+            color = _band(ax_acc, frame, "epoch", "test_acc", label)
+            if reference_table:
+                value, _ = reference(plan["paper"], reference_table, name, f"test_{variant}")
+                paper_line(ax_acc, value, f"{variant}, paper's final", color)
         ax_loss.set(
             yscale="log",
             xlabel="epoch",

@@ -20,8 +20,9 @@ class _GhostMixin:
         if not self.training or not self.ghost_size or n <= self.ghost_size:
             return super().forward(x)  # type: ignore[misc]
         if n % self.ghost_size:
-            parts = x.split(self.ghost_size)
-            return torch.cat([super().forward(p) for p in parts])  # type: ignore[misc]
+            # A zero-argument super() cannot run inside a comprehension (its own scope).
+            plain = super().forward  # type: ignore[misc]
+            return torch.cat([plain(p) for p in x.split(self.ghost_size)])
         return self._ghost_forward(x)
 
     def _ghost_forward(self, x: torch.Tensor) -> torch.Tensor:

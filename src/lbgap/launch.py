@@ -1,8 +1,17 @@
-"""Start a training job under torchrun: standalone on one machine, c10d rendezvous under SLURM.
+"""Start a training job under torchrun: standalone on one machine, c10d rendezvous across nodes.
 
-One process per GPU (NCCL) or `--nproc-per-node` processes on CPU (gloo). In a multi-node SLURM
-allocation this is run once per node (`srun --ntasks-per-node=1`) and every node's torchrun
-meets at the first node of the allocation.
+One process per GPU (NCCL) or `--nproc-per-node` processes on CPU (gloo). A job on several
+nodes of a SLURM allocation starts one torchrun per node with `srun` (one task per node); the
+torchruns meet at the allocation's first node (c10d rendezvous) and the world size is
+nodes x processes per node. The launcher replaces itself with torchrun (exec), so the signals
+SLURM sends before a time limit or on preemption reach torchrun, which passes them on to the
+training processes; those checkpoint and exit, and a rerun resumes.
+
+Environment read: SLURM_JOB_ID, SLURM_JOB_NODELIST, SLURM_JOB_NUM_NODES (set by SLURM);
+LBGAP_RDZV_PORT (the rendezvous port, default 29500 + job id mod 1000). Set for torchrun:
+OMP_NUM_THREADS (--threads) and TORCHELASTIC_SIGNALS_TO_HANDLE (SIGUSR1 added to the default
+SIGTERM, SIGINT, SIGHUP, SIGQUIT). torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
+MASTER_PORT for lbgap.train.
 """
 
 from __future__ import annotations
@@ -11,45 +20,141 @@ import argparse
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
+
+SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"
 
 
-def first_slurm_node() -> str:
-    nodes = os.environ.get("SLURM_JOB_NODELIST", "")
+def job_resources(res: dict) -> dict:
+    """Snakemake resources of one training job from `matrix.resources` (per node: GPUs, ...).
+
+    One SLURM task per node, since torchrun starts the per-GPU (or per-CPU-share) processes
+    itself: `tasks` = nodes, `cpus_per_task` = all the node's threads. GPUs are `gpu` (the
+    plugin's `--gpus`) on one node and `gres` (`--gres=gpu:N`, per node) on several;
+    `tasks_per_gpu` 0 keeps the plugin from adding `--ntasks-per-gpu`.
+    """
+    per_node, nodes, gpus = res["tasks"], res["nodes"], res["gpus"]
+    return {
+        "gpu": gpus if nodes == 1 else 0,
+        "gres": f"gpu:{gpus}" if gpus and nodes > 1 else "",
+        "nodes": nodes,
+        "tasks": nodes,
+        "tasks_per_gpu": 0,
+        "cpus_per_task": res["threads"] * per_node,
+        "mem_mb": res["mem_mb"],
+        "runtime": res["runtime"],
+    }
+
+
+def first_slurm_node(env: Mapping[str, str]) -> str:
+    """The rendezvous host: the first node of the allocation."""
     out = subprocess.run(
-        ["scontrol", "show", "hostnames", nodes], capture_output=True, text=True, check=True
+        ["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return out.stdout.split()[0]
 
 
-def torchrun_command(nproc: int, nnodes: int, train_args: list[str], port: int = 29500) -> list:
-    """The torchrun command line for this job."""
+def rdzv_port(env: Mapping[str, str]) -> int:
+    """A port per job, so two jobs sharing a first node do not meet each other."""
+    if env.get("LBGAP_RDZV_PORT"):
+        return int(env["LBGAP_RDZV_PORT"])
+    return 29500 + int(env.get("SLURM_JOB_ID", "0")) % 1000
+
+
+def allocation_nodes(requested: int, env: Mapping[str, str]) -> int:
+    """Nodes of the SLURM allocation; the job must have asked for what the rule says."""
+    nodes = int(env.get("SLURM_JOB_NUM_NODES", requested))
+    if nodes != requested:
+        raise SystemExit(
+            f"launch: the allocation has {nodes} node(s) but the run asks for {requested}; "
+            "check the job's `nodes` resource"
+        )
+    return nodes
+
+
+def torchrun_command(
+    nproc: int, nnodes: int, train_args: list[str], endpoint: str | None, run_id: str
+) -> list[str]:
+    """torchrun's command line: standalone without an endpoint, else c10d at `endpoint`."""
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
-    if nnodes > 1:
+    if endpoint is None:
+        cmd += ["--standalone"]
+    else:
         cmd += [
             f"--nnodes={nnodes}",
             "--rdzv-backend=c10d",
-            f"--rdzv-endpoint={first_slurm_node()}:{port}",
-            f"--rdzv-id={os.environ.get('SLURM_JOB_ID', 'lbgap')}",
+            f"--rdzv-endpoint={endpoint}",
+            f"--rdzv-id={run_id}",
         ]
-    else:
-        cmd += ["--standalone"]
     return cmd + ["-m", "lbgap.train", *train_args]
 
 
-def main(argv: list[str] | None = None) -> int:
+def srun_command(nnodes: int, cpus_per_node: int) -> list[str]:
+    """One torchrun per node, sharing the resources of the step this launcher runs in."""
+    return [
+        "srun",
+        "--overlap",
+        f"--nodes={nnodes}",
+        f"--ntasks={nnodes}",
+        "--ntasks-per-node=1",
+        f"--cpus-per-task={cpus_per_node}",
+        "--kill-on-bad-exit=1",
+    ]
+
+
+def command(args: argparse.Namespace, env: Mapping[str, str]) -> list[str]:
+    """The full command: torchrun alone, or srun starting one torchrun per node."""
+    rendezvous = args.rendezvous
+    if rendezvous == "auto":
+        rendezvous = "c10d" if args.nodes > 1 else "standalone"
+    if rendezvous == "standalone":
+        if args.nodes > 1:
+            raise SystemExit("launch: several nodes need the c10d rendezvous")
+        return torchrun_command(args.nproc_per_node, 1, args.train_args, None, "")
+    if "SLURM_JOB_ID" not in env:
+        raise SystemExit(
+            "launch: several nodes are started with srun inside a SLURM job; "
+            "outside SLURM, run torchrun on each node yourself"
+        )
+    nnodes = allocation_nodes(args.nodes, env)
+    endpoint = f"{first_slurm_node(env)}:{rdzv_port(env)}"
+    torchrun = torchrun_command(
+        args.nproc_per_node, nnodes, args.train_args, endpoint, f"lbgap{env['SLURM_JOB_ID']}"
+    )
+    return srun_command(nnodes, args.threads * args.nproc_per_node) + torchrun
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Launch lbgap.train under torchrun.")
-    parser.add_argument("--nproc-per-node", type=int, default=1)
+    parser.add_argument("--nproc-per-node", type=int, default=1, help="processes per node")
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per process")
+    parser.add_argument(
+        "--rendezvous",
+        choices=("auto", "standalone", "c10d"),
+        default="auto",
+        help="auto: c10d with srun on several nodes, standalone on one",
+    )
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then lbgap.train's")
     args = parser.parse_args(argv)
-    train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    cmd = torchrun_command(args.nproc_per_node, args.nodes, train_args)
-    if args.nodes > 1:
-        cmd = ["srun", f"--nodes={args.nodes}", "--ntasks-per-node=1", *cmd]
-    print("launch:", " ".join(cmd[:8]), "...", flush=True)
-    return subprocess.run(cmd, env=env).returncode
+    if args.train_args[:1] == ["--"]:
+        args.train_args = args.train_args[1:]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "TORCHELASTIC_SIGNALS_TO_HANDLE": SIGNALS,
+    }
+    cmd = command(args, env)
+    print("launch:", " ".join(cmd[: cmd.index("lbgap.train") + 1]), "...", flush=True)
+    os.execvpe(cmd[0], cmd, env)  # no return: torchrun (or srun) takes this process over
 
 
 if __name__ == "__main__":

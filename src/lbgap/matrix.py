@@ -8,6 +8,7 @@ it touches.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -52,6 +53,12 @@ class Run:
 # ---------------------------------------------------------------- validation
 def load_schema(path: str | Path = SCHEMA) -> dict:
     return yaml.safe_load(Path(path).read_text())
+
+
+@functools.cache
+def _schema() -> dict:
+    """The shipped schema, read once (for settings defaults during the expansion)."""
+    return load_schema()
 
 
 def _where(error: jsonschema.ValidationError) -> str:
@@ -129,14 +136,49 @@ def skip_reason(config: dict, exp: dict) -> str | None:
     return None
 
 
+def scaled_seeds(config: dict, value: dict | None) -> list[int]:
+    """Seeds given per scale ({quick: [0]}); a scale not named uses all the scale's seeds."""
+    return list((value or {}).get(config["scale"]) or scale_cfg(config)["seeds"])
+
+
+def experiment_seeds(config: dict, exp: dict) -> list[int]:
+    return scaled_seeds(config, exp.get("seeds"))
+
+
+def variant_skip_reason(config: dict, paper: str, experiment: str, variant: str) -> str | None:
+    """Why a variant of a running experiment does not run at this scale; None if it runs.
+
+    A variant may be limited to some scales (fewer sweep points at quick), and a warm start
+    cannot start after more epochs than its source run trains at this scale.
+    """
+    overrides = config["papers"][paper]["experiments"][experiment]["variants"][variant] or {}
+    if "scales" in overrides and config["scale"] not in overrides["scales"]:
+        return f"runs at scale={'/'.join(overrides['scales'])}"
+    warm = settings(config, paper, experiment, variant, _schema())["warm_start"]
+    if warm:
+        source = _warm_source_name(paper, experiment, warm)
+        src_exp = config["papers"][paper]["experiments"].get(source[0], {})
+        if source[1] not in src_exp.get("variants", {}):
+            where = f"papers.{paper}.experiments.{experiment}.variants.{variant}.warm_start"
+            raise ConfigError(
+                f"config error at {where}: no run {source[0]}/{source[1]} to start from"
+            )
+        if reason := skip_reason(config, src_exp) or variant_skip_reason(config, paper, *source):
+            return f"{source[0]}/{source[1]} does not run at this scale ({reason})"
+        epochs = settings(config, paper, *source, _schema())["epochs"]
+        if warm["epoch"] > epochs:
+            return f"{source[0]}/{source[1]} trains only {epochs} epochs at this scale"
+    return None
+
+
 def runs(config: dict, paper: str | None = None) -> list[Run]:
-    seeds = scale_cfg(config)["seeds"]
     return [
         Run(p, name, variant, seed)
         for p, name, exp in _experiments(config)
         if (paper is None or p == paper) and skip_reason(config, exp) is None
         for variant in exp["variants"]
-        for seed in seeds
+        if variant_skip_reason(config, p, name, variant) is None
+        for seed in experiment_seeds(config, exp)
     ]
 
 
@@ -166,6 +208,8 @@ def settings(config: dict, paper: str, experiment: str, variant: str, schema: di
     merged.update({k: v for k, v in exp.items() if k in props})
     overrides = exp["variants"][variant] or {}
     for key, value in overrides.items():
+        if key == "scales":  # where the variant runs, not a training setting
+            continue
         if key == "optimizer":
             merged["optimizer"] = {**merged["optimizer"], **value}
         else:
@@ -196,6 +240,57 @@ def resolve_batch(value: int | str, n_train: int, where: str) -> int:
             f"{n_train} training samples at this scale; use at most {n_train}"
         )
     return value
+
+
+def _warm_source_name(paper: str, experiment: str, warm: dict) -> tuple[str, str]:
+    return warm.get("experiment", experiment), warm["variant"]
+
+
+def warm_start(config: dict, run: Run, warm: dict | None, schema: dict) -> dict:
+    """Spec keys of a warm-started run: the source run's weights after `epoch` epochs.
+
+    The source is the run of the named experiment and variant with the same seed; it must exist
+    at this scale and save that epoch (save_epochs), so the file exists once it has finished.
+    """
+    if not warm:
+        return {}
+    experiment, variant = _warm_source_name(run.paper, run.experiment, warm)
+    source = Run(run.paper, experiment, variant, run.seed)
+    where = f"papers.{run.paper}.experiments.{run.experiment}.variants.{run.variant}.warm_start"
+    src_exp = config["papers"][run.paper]["experiments"][experiment]
+    if run.seed not in experiment_seeds(config, src_exp):
+        raise ConfigError(
+            f"config error at {where}: {experiment}/{variant} has no seed {run.seed} at this "
+            f"scale; give {run.experiment} a subset of its seeds"
+        )
+    saved = settings(config, run.paper, experiment, variant, schema).get("save_epochs") or []
+    if warm["epoch"] not in saved:
+        raise ConfigError(
+            f"config error at {where}: {experiment}/{variant} does not save epoch "
+            f"{warm['epoch']}; add it to that experiment's save_epochs"
+        )
+    return {
+        "init_checkpoint": f"{source.dir}/checkpoint_epoch{warm['epoch']}.pt",
+        "warm_start": {"run": source.dir, "epoch": warm["epoch"]},
+    }
+
+
+def analysis(config: dict, paper: str) -> dict:
+    """A paper's analysis settings at this scale: schema defaults, per-scale values resolved."""
+    props = _schema()["$defs"]["analysis"]["properties"]
+    given = config["papers"][paper].get("analysis", {})
+    out = {}
+    for section, sub in props.items():
+        values = {k: p["default"] for k, p in sub["properties"].items() if "default" in p}
+        values.update(given.get(section, {}))
+        where = f"papers.{paper}.analysis.{section}"
+        out[section] = {
+            k: scaled_seeds(config, v) if k == "seeds" else _at_scale(v, config["scale"], where)
+            for k, v in values.items()
+        }
+        if "seeds" in sub["properties"] and "seeds" not in out[section]:
+            out[section]["seeds"] = scaled_seeds(config, None)
+    return out
 
 
 def data_path(config: dict, dataset: str) -> str:
@@ -251,6 +346,7 @@ def spec(config: dict, run: Run, schema: dict | None = None) -> dict:
         "momentum_correction": s["momentum_correction"],
         "noise_every": s["noise_every"],
         "save_epochs": [int(e) for e in s.get("save_epochs", [])],
+        **warm_start(config, run, s.get("warm_start"), schema),
         "device": config["device"],
         "bn_eval": config["bn_eval"],
         "eval_chunk": config["eval_chunk"],

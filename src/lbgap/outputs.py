@@ -38,5 +38,11 @@ def plan(config: dict, paper: str, specs: dict) -> dict:
                 "dirs": [r.dir for r in runs],
                 "batch_size": specs[runs[0]]["batch_size"] if runs else None,
             }
+            if not runs and not entry["skip"]:
+                reason = matrix.variant_skip_reason(config, paper, name, variant)
+                entry["variants"][variant]["skip"] = reason
         experiments[name] = entry
-    return {"paper": paper, "scale": config["scale"], "experiments": experiments}
+    out = {"paper": paper, "scale": config["scale"], "experiments": experiments}
+    if "analysis" in config["papers"][paper]:
+        out["analysis"] = matrix.analysis(config, paper)
+    return out

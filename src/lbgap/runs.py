@@ -11,9 +11,14 @@ from lbgap.data import dataset_info
 from lbgap.models import build_model
 
 
-def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """The trained model in evaluation mode and the spec it was trained with."""
-    blob = torch.load(Path(run_dir) / "checkpoint.pt", map_location=device, weights_only=True)
+def load_run(
+    run_dir: str | Path, device: torch.device | str = "cpu", checkpoint: str = "checkpoint.pt"
+) -> tuple[nn.Module, dict]:
+    """The trained model in evaluation mode and the spec it was trained with.
+
+    `checkpoint` names another weights file of the run, e.g. checkpoint_epoch5.pt (save_epochs).
+    """
+    blob = torch.load(Path(run_dir) / checkpoint, map_location=device, weights_only=True)
     spec = blob["spec"]
     model = build_model(
         spec["network"],

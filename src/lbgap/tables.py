@@ -23,7 +23,8 @@ def render_markdown(view: pd.DataFrame, title: str, plan: dict) -> str:
         f"# {title}\n\nScale: `{plan['scale']}`. Mean ± std over seeds. Columns marked (paper) "
         "quote the paper; columns marked (ours) are computed by this pipeline.\n\n"
     )
-    return header + view.to_markdown(index=False) + "\n"
+    notes = "".join(f"\n- {n}" for n in view.attrs.get("notes", []))
+    return header + view.to_markdown(index=False) + "\n" + (f"\nNotes:\n{notes}\n" if notes else "")
 
 
 def write_table(

@@ -32,6 +32,7 @@ from lbgap.noise import NoiseScaleTracker, squared_grad_norm
 from lbgap.schedules import Schedule, noise_scale, rescale_momentum_buffers
 
 STATE_FILE = "state.pt"  # resumable state, kept out of Snakemake's outputs so retries find it
+SYNC_EVERY = 10  # with several ranks, agree on stopping/saving every this many updates
 
 
 class Preempted(Exception):
@@ -109,6 +110,9 @@ class Trainer:
         self.elapsed = 0.0
         self.status = "running"
         self.stop_requested = False
+        self.resume_gen_state: torch.Tensor | None = None
+        self.checkpoint_s = 60 * spec.get("checkpoint_minutes", 10.0)
+        self.last_save = time.monotonic()
         self.noise = NoiseScaleTracker()
         self.last_lr: float | None = None
 
@@ -128,6 +132,7 @@ class Trainer:
             "updates": self.updates,
             "samples": self.samples,
             "epoch_gen_state": self.epoch_gen_state,
+            "data_gen_state": self.data_gen.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "w0": self.w0,
@@ -143,6 +148,7 @@ class Trainer:
         if self.ctx.is_main:
             atomic_write(self.out / STATE_FILE, lambda tmp: torch.save(self.state(), tmp))
         distributed.barrier()
+        self.last_save = time.monotonic()
 
     def try_resume(self) -> bool:
         path = self.out / STATE_FILE
@@ -168,6 +174,10 @@ class Trainer:
             setattr(self, key, state[key])
         vars(self.noise).update(state["noise"])
         self.last_lr = state["last_lr"]
+        # Generator states must be CPU tensors, whatever map_location did to them.
+        self.epoch_gen_state = self.epoch_gen_state.cpu()
+        if self.iteration and "data_gen_state" in state:
+            self.resume_gen_state = state["data_gen_state"].cpu()
         torch.set_rng_state(state["torch_rng"].cpu())
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
@@ -248,30 +258,25 @@ class Trainer:
         return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(diffs)))
 
     # ------------------------------------------------------------ epochs
-    def run_epoch(self) -> None:
-        batch = self.schedule.batch_at(self.epoch)
-        iters = self.schedule.iterations_in_epoch(self.epoch, self.n_train)
-        self.data_gen.set_state(self.epoch_gen_state)
-        perm = torch.randperm(self.n_train, generator=self.data_gen, device=self.ctx.device)
-        losses, dists, lrs = [], [], []
-        start = time.perf_counter()
-        while self.iteration < iters:
-            if self.stop_requested:
-                raise Preempted
-            lr = self.schedule.lr_at(self.epoch, self.iteration, iters)
-            every = self.spec.get("noise_every", 0)
-            measure = bool(every) and self.updates % every == 0
-            losses.append(self.step(self.batch_indices(perm, self.iteration, batch), lr, measure))
-            dists.append(self.weight_distance())
-            lrs.append(lr)
-            self.iteration += 1
-            self.updates += 1
-            self.samples += batch
-        first = self.updates - len(losses)
-        loss_values = torch.stack(losses).tolist() if losses else []
-        for k, (loss, dist, lr) in enumerate(
-            zip(loss_values, torch.stack(dists).tolist() if dists else [], lrs, strict=True)
-        ):
+    def agreed_flags(self) -> tuple[bool, bool]:
+        """(stop, save now), the same on every rank: a signal reaches ranks at different steps."""
+        flags = [self.stop_requested, time.monotonic() - self.last_save > self.checkpoint_s]
+        if self.ctx.world_size == 1:
+            return flags[0], flags[1]
+        if self.updates % SYNC_EVERY:
+            return False, False
+        t = torch.tensor([float(f) for f in flags], device=self.ctx.device)
+        stop, save = (distributed.all_reduce_mean(t) > 0).tolist()
+        return stop, save
+
+    def record_steps(self, pending: list[tuple], batch: int) -> None:
+        """Move this epoch's pending per-update values into `steps` (one device sync)."""
+        if not pending:
+            return
+        losses, dists, lrs = zip(*pending, strict=True)
+        first = self.updates - len(pending)
+        values = zip(torch.stack(losses).tolist(), torch.stack(dists).tolist(), lrs, strict=True)
+        for k, (loss, dist, lr) in enumerate(values):
             self.steps.append(
                 {
                     "update": first + k + 1,
@@ -282,10 +287,41 @@ class Trainer:
                     "weight_distance": dist,
                 }
             )
+        pending.clear()
+
+    def run_epoch(self) -> None:
+        batch = self.schedule.batch_at(self.epoch)
+        iters = self.schedule.iterations_in_epoch(self.epoch, self.n_train)
+        self.data_gen.set_state(self.epoch_gen_state)
+        perm = torch.randperm(self.n_train, generator=self.data_gen, device=self.ctx.device)
+        if self.resume_gen_state is not None:  # resumed mid-epoch: the augmentation draws go on
+            self.data_gen.set_state(self.resume_gen_state)
+            self.resume_gen_state = None
+        pending: list[tuple] = []
+        start = time.perf_counter()
+        while self.iteration < iters:
+            stop, save = self.agreed_flags()
+            if stop or save:
+                self.record_steps(pending, batch)
+                self.elapsed += time.perf_counter() - start
+                start = time.perf_counter()
+                self.save_state()
+                if stop:
+                    raise Preempted
+            lr = self.schedule.lr_at(self.epoch, self.iteration, iters)
+            every = self.spec.get("noise_every", 0)
+            measure = bool(every) and self.updates % every == 0
+            loss = self.step(self.batch_indices(perm, self.iteration, batch), lr, measure)
+            pending.append((loss, self.weight_distance(), lr))
+            self.iteration += 1
+            self.updates += 1
+            self.samples += batch
+        self.record_steps(pending, batch)
         self.elapsed += time.perf_counter() - start
-        if loss_values and not all(math.isfinite(v) for v in loss_values):
+        this_epoch = [s for s in self.steps if s["epoch"] == self.epoch]
+        if not all(math.isfinite(s["loss"]) for s in this_epoch):
             self.status = "diverged"
-        self.end_epoch(batch, lr=lrs[-1] if lrs else float("nan"))
+        self.end_epoch(batch, lr=this_epoch[-1]["lr"] if this_epoch else float("nan"))
 
     def end_epoch(self, batch: int, lr: float) -> None:
         self.sync_bn_buffers()
@@ -298,6 +334,8 @@ class Trainer:
             "samples": self.samples,
             "train_time_s": self.elapsed,
             "b_noise": self.noise.b_simple,
+            "noise_grad_sq": self.noise.grad_sq,
+            "noise_trace_sigma": self.noise.trace_sigma,
             "noise_scale": noise_scale(
                 lr, self.n_train, batch, spec["optimizer"].get("momentum", 0.0)
             ),
@@ -340,13 +378,10 @@ class Trainer:
             if buf.dtype.is_floating_point and "running" in buf_name:
                 distributed.all_reduce_mean(buf)
 
-    def fit(self, checkpoint_minutes: float) -> None:
-        last_save = time.monotonic()
+    def fit(self) -> None:
+        """Epochs until done or diverged; `run_epoch` checkpoints every `checkpoint_minutes`."""
         while self.epoch < self.schedule.epochs and self.status != "diverged":
             self.run_epoch()
-            if time.monotonic() - last_save > 60 * checkpoint_minutes:
-                self.save_state()
-                last_save = time.monotonic()
         if self.status == "running":
             self.status = "completed"
 
@@ -404,9 +439,8 @@ def run(spec: dict, out: Path) -> dict:
     request_stop(trainer)
     trainer.try_resume()
     try:
-        trainer.fit(spec.get("checkpoint_minutes", 10.0))
-    except Preempted:
-        trainer.save_state()
+        trainer.fit()
+    except Preempted:  # run_epoch saved the state before raising
         distributed.teardown()
         raise
     trainer.write_outputs(time.perf_counter() - start)

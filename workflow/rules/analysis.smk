@@ -1,2 +1,178 @@
 # ---------------------------------------------------------------- analyses of finished runs
-# (Sharpness, Hessian and interpolation jobs per checkpoint are added here.)
+# One job per analysis of a finished run's checkpoint (python -m lbgap.analyses); file names
+# come from lbgap.analysis_files, which the tables and figures read too. Settings come from the
+# paper's `analysis` section of the config (matrix.analysis), sizes per scale.
+from lbgap import analysis_files
+
+RUN_DIR = "results/{paper}/{experiment}/{variant}/seed{seed}"
+
+
+ANALYSIS = {paper: matrix.analysis(config, paper) for paper in PAPERS}
+
+
+def analysis_settings(wildcards, section):
+    return ANALYSIS[wildcards.paper][section]
+
+
+def run_dir(wildcards):
+    return f"results/{wildcards.paper}/{wildcards.experiment}/{wildcards.variant}/seed{wildcards.seed}"
+
+
+def analysis_resources(wildcards):
+    """One process per job: the scale's threads and memory, one GPU where the scale has GPUs."""
+    res = matrix.resources(config, wildcards.paper, wildcards.experiment)
+    return {**res, "gpu": min(res["gpus"], 1)}
+
+
+def final_sharpness(wildcards):
+    """The run's phi of its final weights (Table 3's files), reused by phi along training."""
+    eps = analysis_settings(wildcards, "sharpness")["figure_eps"]
+    return [analysis_files.sharpness(run_dir(wildcards), "full", eps)]
+
+
+rule sharpness:
+    wildcard_constraints:
+        experiment="[^/]+",
+        variant="[^/]+",
+        space="full|sub[0-9]+",
+        eps="[0-9][0-9.e+-]*",
+    input:
+        summary=f"{RUN_DIR}/summary.json",
+        checkpoint=f"{RUN_DIR}/checkpoint.pt",
+        data=train_data,
+    output:
+        f"{RUN_DIR}/sharpness_{{space}}_eps{{eps}}.json",
+    log:
+        "logs/sharpness/{paper}/{experiment}/{variant}/seed{seed}_{space}_eps{eps}.log",
+    benchmark:
+        f"{RUN_DIR}/benchmark_sharpness_{{space}}_eps{{eps}}.tsv"
+    message:
+        "Sharpness phi ({wildcards.space}, eps {wildcards.eps}) of {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        run=lambda wc, input: os.path.dirname(input.summary),
+        max_iter=lambda wc: analysis_settings(wc, "sharpness")["max_iter"],
+    threads: lambda wc: analysis_resources(wc)["threads"]
+    resources:
+        gpu=lambda wc: analysis_resources(wc)["gpu"],
+        mem_mb=lambda wc: analysis_resources(wc)["mem_mb"],
+        runtime=lambda wc: analysis_resources(wc)["runtime"],
+        cpus_per_task=lambda wc: analysis_resources(wc)["threads"],
+    shell:
+        "python -m lbgap.analyses sharpness --run {params.run} --data {input.data} "
+        "--space {wildcards.space} --eps {wildcards.eps} --max-iter {params.max_iter} "
+        "--threads {threads} --out {output} > {log} 2>&1"
+
+
+rule training_sharpness:
+    wildcard_constraints:
+        experiment="[^/]+",
+        variant="[^/]+",
+    input:
+        summary=f"{RUN_DIR}/summary.json",
+        final=final_sharpness,
+        data=train_data,
+    output:
+        f"{RUN_DIR}/sharpness_training.csv",
+    log:
+        "logs/sharpness/{paper}/{experiment}/{variant}/seed{seed}_training.log",
+    benchmark:
+        f"{RUN_DIR}/benchmark_sharpness_training.tsv"
+    message:
+        "Sharpness phi along training of {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        run=lambda wc, input: os.path.dirname(input.summary),
+        eps=lambda wc: analysis_settings(wc, "sharpness")["figure_eps"],
+        max_iter=lambda wc: analysis_settings(wc, "sharpness")["max_iter"],
+    threads: lambda wc: analysis_resources(wc)["threads"]
+    resources:
+        gpu=lambda wc: analysis_resources(wc)["gpu"],
+        mem_mb=lambda wc: analysis_resources(wc)["mem_mb"],
+        runtime=lambda wc: analysis_resources(wc)["runtime"],
+        cpus_per_task=lambda wc: analysis_resources(wc)["threads"],
+    shell:
+        "python -m lbgap.analyses training-sharpness --run {params.run} --data {input.data} "
+        "--eps {params.eps} --max-iter {params.max_iter} --finals {input.final} "
+        "--threads {threads} --out {output} > {log} 2>&1"
+
+
+rule hessian:
+    wildcard_constraints:
+        experiment="[^/]+",
+        variant="[^/]+",
+    input:
+        summary=f"{RUN_DIR}/summary.json",
+        checkpoint=f"{RUN_DIR}/checkpoint.pt",
+        data=train_data,
+    output:
+        f"{RUN_DIR}/hessian.json",
+    log:
+        "logs/hessian/{paper}/{experiment}/{variant}/seed{seed}.log",
+    benchmark:
+        f"{RUN_DIR}/benchmark_hessian.tsv"
+    message:
+        "Hessian top eigenvalue and trace of {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        run=lambda wc, input: os.path.dirname(input.summary),
+        samples=lambda wc: analysis_settings(wc, "hessian")["hutchinson_samples"],
+        ncv=lambda wc: analysis_settings(wc, "hessian")["lanczos_vectors"],
+        tol=lambda wc: analysis_settings(wc, "hessian")["lanczos_tol"],
+    threads: lambda wc: analysis_resources(wc)["threads"]
+    resources:
+        gpu=lambda wc: analysis_resources(wc)["gpu"],
+        mem_mb=lambda wc: analysis_resources(wc)["mem_mb"],
+        runtime=lambda wc: analysis_resources(wc)["runtime"],
+        cpus_per_task=lambda wc: analysis_resources(wc)["threads"],
+    shell:
+        "python -m lbgap.analyses hessian --run {params.run} --data {input.data} "
+        "--samples {params.samples} --lanczos-vectors {params.ncv} --tol {params.tol} "
+        "--threads {threads} --out {output} > {log} 2>&1"
+
+
+def parametric_run(variant):
+    """The SB (alpha = 0) or LB (alpha = 1) run of a seed pairing."""
+    return lambda wc: f"results/{wc.paper}/{wc.experiment}/{variant}/seed{wc.seed}/summary.json"
+
+
+def parametric_data(wildcards):
+    return SPECS[matrix.Run(wildcards.paper, wildcards.experiment, "SB", int(wildcards.seed))][
+        "data"
+    ]
+
+
+rule parametric:
+    wildcard_constraints:
+        experiment="[^/]+",
+    input:
+        sb=parametric_run("SB"),
+        lb=parametric_run("LB"),
+        data=parametric_data,
+    output:
+        "results/{paper}/{experiment}/parametric_seed{seed}.csv",
+    log:
+        "logs/parametric/{paper}/{experiment}/seed{seed}.log",
+    benchmark:
+        "results/{paper}/{experiment}/benchmark_parametric_seed{seed}.tsv"
+    message:
+        "Parametric plot data SB -> LB of {wildcards.experiment} seed {wildcards.seed}"
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        sb=lambda wc, input: os.path.dirname(input.sb),
+        lb=lambda wc, input: os.path.dirname(input.lb),
+        points=lambda wc: analysis_settings(wc, "parametric")["points"],
+    threads: lambda wc: analysis_resources(wc)["threads"]
+    resources:
+        gpu=lambda wc: analysis_resources(wc)["gpu"],
+        mem_mb=lambda wc: analysis_resources(wc)["mem_mb"],
+        runtime=lambda wc: analysis_resources(wc)["runtime"],
+        cpus_per_task=lambda wc: analysis_resources(wc)["threads"],
+    shell:
+        "python -m lbgap.analyses parametric --run-a {params.sb} --run-b {params.lb} "
+        "--data {input.data} --points {params.points} --threads {threads} "
+        "--out {output} > {log} 2>&1"

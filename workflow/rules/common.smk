@@ -67,6 +67,12 @@ def train_data(wildcards):
     return SPECS[run_of(wildcards)]["data"]
 
 
+def warm_source(wildcards):
+    """A warm-started run waits for its source run (whose checkpoint_epoch<k>.pt it loads)."""
+    warm = SPECS[run_of(wildcards)].get("warm_start")
+    return [f"{warm['run']}/summary.json"] if warm else []
+
+
 PLANS = {paper: outputs.plan(config, paper, SPECS) for paper in PAPERS}
 
 

@@ -1,37 +1,270 @@
-# ---------------------------------------------------------------- tables and figures
+# ---------------------------------------------------------------- the review report
+# Tables and figures are marked for Snakemake's report (`snakemake --report reports/report.html`),
+# grouped by paper (category) and product (subcategory); the claims table, the provenance and
+# reports/index.html are built with every `reproduce_all`.
+from snakemake import __version__ as SNAKEMAKE_VERSION
+
+from lbgap import claims as lbgap_claims
+from lbgap import papers as lbgap_papers
+
+OVERVIEW = "Claims and provenance"  # sorts before the papers' categories in the report menu
+PAPER_PATTERN = "|".join(PAPERS)  # {paper} is a paper of the config, never another table
+
+
+report: "../report/workflow.rst"
+
+
+def product_caption(wildcards):
+    """What a product shows, for its caption: its `caption`, else its builder's first line."""
+    product = lbgap_papers.product(wildcards.paper, wildcards.name)
+    build = getattr(product.build, "func", product.build)  # a functools.partial's function
+    doc = (build.__doc__ or wildcards.name).strip().splitlines()[0]
+    return product.caption or doc
+
+
+def table_views():
+    """A readable HTML view of every table, for the report and the overview page."""
+    return [
+        f.replace(".csv", ".html")
+        for paper in PAPERS
+        for f in paper_outputs(paper)
+        if f.startswith("reports/tables/") and f.endswith(".csv")
+    ]
+
+
+def claim_tables(wildcards=None):
+    """The tables the claims read that this workflow produces (a missing one is 'not run')."""
+    produced = {f for paper in PAPERS for f in paper_outputs(paper)}
+    return sorted({c.table_file for c in lbgap_claims.CLAIMS if c.table_file in produced})
+
+
+def claim_runs(wildcards):
+    """summary.json of the runs behind those tables (the claims' per-seed values)."""
+    papers = {c.paper for c in lbgap_claims.CLAIMS if c.table_file in claim_tables()}
+    return [f"{run.dir}/summary.json" for run in RUNS if run.paper in papers]
+
+
+def data_manifests(wildcards):
+    return sorted({SPECS[run]["data"].removesuffix(".pt") + ".json" for run in RUNS})
+
+
+def config_files(wildcards):
+    return sorted({os.path.realpath(f) for f in workflow.configfiles})
+
+
+def report_outputs():
+    """What reproduce_all builds for the review beside the papers' own tables and figures."""
+    return [
+        *table_views(),
+        *rules.claims.output,
+        *rules.provenance.output,
+        *rules.index.output,
+    ]
+
+
+def other_tables(wildcards=None):
+    """Tables that are no paper's product: the quoted literature table (literature.smk)."""
+    return list(globals().get("LITERATURE_OUTPUTS", []))
+
+
+def index_products(wildcards):
+    """Per paper (and 'other'): its title and files, as JSON for lbgap.index_page."""
+    products = {
+        paper: {
+            "title": config["papers"][paper].get("title", paper),
+            "files": paper_outputs(paper)
+            + [f for f in table_views() if f.startswith(f"reports/tables/{paper}_")],
+        }
+        for paper in PAPERS
+    }
+    if other_tables():
+        products["other"] = {"title": "Other tables (quoted, not run)", "files": other_tables()}
+    return json.dumps(products)
+
+
 rule table:
+    wildcard_constraints:
+        paper=PAPER_PATTERN,
     input:
         product_inputs,
     output:
-        csv="reports/tables/{paper}_{name}.csv",
+        csv=report(
+            "reports/tables/{paper}_{name}.csv",
+            caption="../report/table.rst",
+            category="{paper}",
+            subcategory="{name}",
+        ),
         md="reports/tables/{paper}_{name}.md",
     log:
         "logs/tables/{paper}_{name}.log",
     message:
         "Table {wildcards.paper}_{wildcards.name}"
     conda:
-        "../../envs/lbgap.yaml"
+        "../../envs/report.yaml"
     params:
         plan=paper_plan,
+        what=product_caption,
     shell:
         "python -m lbgap.tables --paper {wildcards.paper} --name {wildcards.name} --plan {params.plan:q} "
         "--csv {output.csv} --md {output.md} > {log} 2>&1"
 
 
+rule table_view:
+    wildcard_constraints:
+        paper=PAPER_PATTERN,
+    input:
+        md=rules.table.output.md,
+    output:
+        html=report(
+            "reports/tables/{paper}_{name}.html",
+            caption="../report/table.rst",
+            category="{paper}",
+            subcategory="{name}",
+        ),
+    log:
+        "logs/tables/{paper}_{name}.html.log",
+    message:
+        "Table {wildcards.paper}_{wildcards.name} as HTML"
+    conda:
+        "../../envs/report.yaml"
+    params:
+        what=product_caption,
+    shell:
+        "python -m lbgap.htmlview --md {input.md} --html {output.html} > {log} 2>&1"
+
+
 rule figure:
+    wildcard_constraints:
+        paper=PAPER_PATTERN,
     input:
         product_inputs,
     output:
-        png="reports/figures/{paper}_{name}.png",
-        pdf="reports/figures/{paper}_{name}.pdf",
+        png=report(
+            "reports/figures/{paper}_{name}.png",
+            caption="../report/figure.rst",
+            category="{paper}",
+            subcategory="{name}",
+        ),
+        pdf=report(
+            "reports/figures/{paper}_{name}.pdf",
+            caption="../report/figure.rst",
+            category="{paper}",
+            subcategory="{name}",
+        ),
     log:
         "logs/figures/{paper}_{name}.log",
     message:
         "Figure {wildcards.paper}_{wildcards.name}"
     conda:
-        "../../envs/lbgap.yaml"
+        "../../envs/report.yaml"
     params:
         plan=paper_plan,
+        what=product_caption,
     shell:
         "python -m lbgap.figures --paper {wildcards.paper} --name {wildcards.name} --plan {params.plan:q} "
         "--png {output.png} --pdf {output.pdf} > {log} 2>&1"
+
+
+# ---------------------------------------------------------------- claims, provenance, overview
+rule claims:
+    input:
+        tables=claim_tables,
+        runs=claim_runs,
+    output:
+        html=report(
+            "reports/tables/claims.html",
+            caption="../report/claims.rst",
+            category=OVERVIEW,
+            subcategory="claims",
+        ),
+        csv=report(
+            "reports/tables/claims.csv",
+            caption="../report/claims.rst",
+            category=OVERVIEW,
+            subcategory="claims",
+        ),
+        md="reports/tables/claims.md",
+    log:
+        "logs/report/claims.log",
+    message:
+        "Checking the papers' claims on our tables"
+    conda:
+        "../../envs/report.yaml"
+    params:
+        plans=lambda wc: json.dumps(PLANS),
+    shell:
+        "python -m lbgap.claims --plans {params.plans:q} --tables {input.tables} "
+        "--csv {output.csv} --md {output.md} --html {output.html} > {log} 2>&1"
+
+
+rule provenance:
+    input:
+        configfiles=config_files,
+        manifests=data_manifests,
+        products=[f for paper in PAPERS for f in paper_outputs(paper)],
+        claims=rules.claims.output.csv,
+    output:
+        html=report(
+            "reports/tables/provenance.html",
+            caption="../report/provenance.rst",
+            category=OVERVIEW,
+            subcategory="provenance",
+        ),
+        csv=report(
+            "reports/tables/provenance.csv",
+            caption="../report/provenance.rst",
+            category=OVERVIEW,
+            subcategory="provenance",
+        ),
+        md="reports/tables/provenance.md",
+        config=report(
+            "reports/config.effective.yaml",
+            caption="../report/provenance.rst",
+            category=OVERVIEW,
+            subcategory="provenance",
+        ),
+    log:
+        "logs/report/provenance.log",
+    message:
+        "Recording provenance: code, config, software, hardware, data, compute"
+    conda:
+        "../../envs/report.yaml"
+    params:
+        config=lambda wc: json.dumps(config, sort_keys=True, default=str),
+        plans=lambda wc: json.dumps(PLANS),
+        repo=workflow.basedir,
+        snakemake=SNAKEMAKE_VERSION,
+    shell:
+        "python -m lbgap.provenance --config {params.config:q} --plans {params.plans:q} "
+        "--repo {params.repo:q} --snakemake {params.snakemake} --configfiles {input.configfiles:q} --manifests {input.manifests} "
+        "--csv {output.csv} --md {output.md} --html {output.html} --config-out {output.config} "
+        "> {log} 2>&1"
+
+
+rule index:
+    input:
+        products=[f for paper in PAPERS for f in paper_outputs(paper)],
+        views=table_views(),
+        other=other_tables,
+        claims=rules.claims.output.csv,
+        provenance=rules.provenance.output,
+    output:
+        "reports/index.html",
+    log:
+        "logs/report/index.log",
+    message:
+        "Writing reports/index.html"
+    conda:
+        "../../envs/report.yaml"
+    params:
+        products=index_products,
+        scale=config["scale"],
+        extra=[
+            "reports/tables/claims.md",
+            "reports/tables/claims.html",
+            *rules.provenance.output,
+        ],
+    shell:
+        "python -m lbgap.index_page --out {output} --scale {params.scale} "
+        "--claims {input.claims} --extra {params.extra} --products {params.products:q} "
+        "> {log} 2>&1"

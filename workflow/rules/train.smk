@@ -1,7 +1,11 @@
 # ---------------------------------------------------------------- training
+from lbgap.launch import job_resources
+
+
 rule train:
     input:
         data=train_data,
+        warm_source=warm_source,
     output:
         summary="results/{paper}/{experiment}/{variant}/seed{seed}/summary.json",
         metrics="results/{paper}/{experiment}/{variant}/seed{seed}/metrics.csv",
@@ -14,20 +18,25 @@ rule train:
     message:
         "Training {wildcards.paper} {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
     conda:
-        "../../envs/lbgap.yaml"
+        "../../envs/train.yaml"
     params:
         spec=spec_json,
         out=lambda wc, output: os.path.dirname(output.summary),
         threads=lambda wc: run_resources(wc)["threads"],
+        nproc=lambda wc: run_resources(wc)["tasks"],
     threads: lambda wc: run_resources(wc)["threads"] * run_resources(wc)["tasks"]
     retries: config["retries"]
+    # One SLURM task (one torchrun) per node; see lbgap.launch.job_resources.
     resources:
-        gpu=lambda wc: run_resources(wc)["gpus"],
-        tasks=lambda wc: run_resources(wc)["tasks"],
-        nodes=lambda wc: run_resources(wc)["nodes"],
-        mem_mb=lambda wc: run_resources(wc)["mem_mb"],
-        runtime=lambda wc: run_resources(wc)["runtime"],
-        cpus_per_task=lambda wc: run_resources(wc)["threads"] * run_resources(wc)["tasks"],
+        gpu=lambda wc: job_resources(run_resources(wc))["gpu"],
+        gres=lambda wc: job_resources(run_resources(wc))["gres"],
+        tasks=lambda wc: job_resources(run_resources(wc))["tasks"],
+        tasks_per_gpu=lambda wc: job_resources(run_resources(wc))["tasks_per_gpu"],
+        nodes=lambda wc: job_resources(run_resources(wc))["nodes"],
+        mem_mb=lambda wc: job_resources(run_resources(wc))["mem_mb"],
+        runtime=lambda wc: job_resources(run_resources(wc))["runtime"],
+        cpus_per_task=lambda wc: job_resources(run_resources(wc))["cpus_per_task"],
+    # exec: SLURM's SIGTERM reaches torchrun and the training processes, not a waiting shell.
     shell:
-        "python -m lbgap.launch --nproc-per-node {resources.tasks} --nodes {resources.nodes} "
+        "exec python -m lbgap.launch --nproc-per-node {params.nproc} --nodes {resources.nodes} "
         "--threads {params.threads} -- --spec {params.spec:q} --out {params.out} > {log} 2>&1"

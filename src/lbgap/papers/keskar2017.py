@@ -1,21 +1,31 @@
-"""Keskar et al. 2017: SB vs LB accuracy (Table 2) and training curves."""
+"""Keskar et al. 2017: accuracy (Table 2), sharpness phi (Tables 3, 4), Hessian, figures.
+
+Tables name their CSV columns `{variant}_{quantity}_{stat}` (lbgap.papers.cells): for phi the
+quantity is `phi_<eps>` with eps as the paper writes it (`SB_phi_1e-3_mean`), and
+`{variant}_phi_<eps>_values` lists the per-seed values for the claims' tests.
+"""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pandas as pd
 
+from lbgap import analysis_files as files
 from lbgap import results
 from lbgap.figures import training_curves
-from lbgap.papers import Product, reference
+from lbgap.papers import Product, reference, run_files
+from lbgap.papers import keskar2017_data as kd
+from lbgap.papers import keskar2017_figures as kf
 from lbgap.tables import format_paper
 
-PAPER = "keskar2017"
+PAPER = kd.PAPER
 
 
 def table2(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train and test accuracy (%) of SB and LB (Keskar et al. Table 2), ours beside the paper's."""
     rows, shown = [], []
-    for name, exp in plan["experiments"].items():
+    for name, exp in kd.table_experiments(plan).items():
         row = {"network": name, "dataset": exp["dataset"], "note": exp["skip"] or ""}
         view = {"Network": exp["label"]}
         for split in ("train", "test"):
@@ -42,7 +52,215 @@ def table2(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.DataFrame(shown)
 
 
+# ---------------------------------------------------------------- sharpness tables
+def _values(values: list[float]) -> str:
+    return ";".join(f"{v:.10g}" for v in values)
+
+
+def _stat_columns(prefix: str, values: list[float], paper: tuple) -> dict:
+    stats = kd.aggregate(values)
+    return {
+        f"{prefix}_mean": stats["mean"],
+        f"{prefix}_std": stats["std"],
+        f"{prefix}_n": stats["n"],
+        f"{prefix}_values": _values(values),
+        f"{prefix}_paper_mean": paper[0],
+        f"{prefix}_paper_std": paper[1],
+    }
+
+
+def _cell(values: list[float], dirs: list[str]) -> str:
+    if not dirs:
+        return "not run"
+    diverged = len(dirs) - len(values)
+    return results.format_cell(kd.aggregate(values), diverged)
+
+
+def sharpness_table(plan: dict, space: str, table: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """phi per network, regime and eps: ours (mean ± std over seeds) beside the paper's."""
+    cfg = kd.settings(plan)["sharpness"]
+    rows, shown = [], []
+    for name, exp in kd.table_experiments(plan).items():
+        row = {"experiment": name, "network": exp["network"], "dataset": exp["dataset"]}
+        view = {"Network": exp["label"]}
+        record = {}
+        for eps in cfg["eps"]:
+            label = files.eps_label(eps)
+            for regime in kd.REGIMES:
+                dirs = kd.dirs_of(exp, regime)
+                values = kd.phi_values(dirs, space, eps)
+                paper = reference(PAPER, table, name, f"{label}_{regime}")
+                row |= _stat_columns(f"{regime}_phi_{label}", values, paper)
+                view[f"ε={label} {regime} (ours)"] = _cell(values, dirs)
+                view[f"ε={label} {regime} (paper)"] = format_paper(*paper)
+                record = record or kd.first_record(
+                    dirs, lambda d, e=eps: files.sharpness(d, space, e)
+                )
+            row[f"LB_over_SB_phi_{label}"] = _ratio(row, f"phi_{label}")
+        row |= {
+            "space": space,
+            "subspace_dim": files.subspace_dim(space),
+            "max_iter": cfg["max_iter"],
+            "bn_eval": record.get("bn_eval"),
+            "note": exp["skip"] or "",
+        }
+        view["Note"] = exp["skip"] or f"scale={plan['scale']}, batch norm: {record.get('bn_eval')}"
+        rows.append(row)
+        shown.append(view)
+    view = pd.DataFrame(shown)
+    view.attrs["notes"] = [
+        f"phi = (max f(x + A y) - f(x)) / (1 + f(x)) x 100 over the box |y_i| <= eps (|(A^+ x)_i|"
+        f" + 1), maximized by {cfg['max_iter']} L-BFGS-B iterations (scipy) from y = 0; f is the "
+        "mean cross-entropy over the whole training set; the largest f seen is the maximum.",
+        "Batch norm in evaluation mode as recorded (running: running averages; batch: each "
+        "evaluation chunk's statistics). Per-run files: results/.../sharpness_<space>_eps<eps>."
+        "json (f(x), maximum found, iterations, wall time).",
+    ]
+    return pd.DataFrame(rows), view
+
+
+def table3(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sharpness phi in the full space, A = I (Keskar et al. Table 3), ours beside the paper's."""
+    data, view = sharpness_table(plan, "full", "table3")
+    return data, view
+
+
+def table4(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sharpness phi in random subspaces, A of n x p (Keskar et al. Table 4), ours and paper's."""
+    space = files.space_name(kd.settings(plan)["sharpness"]["subspace_dim"])
+    data, view = sharpness_table(plan, space, "table4")
+    view.attrs["notes"].append(
+        f"A: a random n x {files.subspace_dim(space)} Gaussian matrix seeded by the run's seed "
+        "(the SB and LB runs of one seed share it). The paper's Table 4 means only."
+    )
+    return data, view
+
+
+# ---------------------------------------------------------------- Hessian table
+def _ratio(row: dict, quantity: str) -> float | None:
+    sb, lb = row.get(f"SB_{quantity}_mean"), row.get(f"LB_{quantity}_mean")
+    if sb is None or lb is None or sb != sb or lb != lb or sb == 0:
+        return None
+    return lb / sb
+
+
+def hessian_table(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Top Hessian eigenvalue and trace of SB and LB minima beside phi: do they rank alike?"""
+    eps = kd.settings(plan)["sharpness"]["figure_eps"]
+    label = files.eps_label(eps)
+    rows, shown = [], []
+    for name, exp in kd.table_experiments(plan).items():
+        row = {"experiment": name, "network": exp["network"], "dataset": exp["dataset"]}
+        view = {"Network": exp["label"]}
+        for regime in kd.REGIMES:
+            dirs = kd.dirs_of(exp, regime)
+            quantities = {
+                "lambda_max": kd.hessian_values(dirs, "top_eigenvalue"),
+                "trace": kd.hessian_values(dirs, "trace"),
+                f"phi_{label}": kd.phi_values(dirs, "full", eps),
+            }
+            for quantity, values in quantities.items():
+                row |= _stat_columns(f"{regime}_{quantity}", values, (None, None))
+            view[f"λmax {regime}"] = _cell(quantities["lambda_max"], dirs)
+            view[f"trace {regime}"] = _cell(quantities["trace"], dirs)
+            view[f"φ ε={label} {regime}"] = _cell(quantities[f"phi_{label}"], dirs)
+        ratios = {q: _ratio(row, q) for q in ("lambda_max", "trace", f"phi_{label}")}
+        row |= {f"LB_over_SB_{q}": r for q, r in ratios.items()}
+        known = [r > 1 for r in ratios.values() if r is not None]
+        row["same_ranking"] = (all(known) or not any(known)) if len(known) == 3 else None
+        view["LB/SB: λmax, trace, φ"] = (
+            ", ".join(f"{r:.2g}" if r is not None else "-" for r in ratios.values())
+            if known
+            else "-"
+        )
+        view["Same ranking"] = {True: "yes", False: "no", None: "-"}[row["same_ranking"]]
+        record = kd.first_record(kd.dirs_of(exp, "SB"), files.hessian)
+        row |= {
+            "hutchinson_samples": record.get("n_samples"),
+            "bn_eval": record.get("bn_eval"),
+            "note": exp["skip"] or "",
+        }
+        view["Note"] = exp["skip"] or f"scale={plan['scale']}"
+        rows.append(row)
+        shown.append(view)
+    view = pd.DataFrame(shown)
+    hess = kd.settings(plan)["hessian"]
+    view.attrs["notes"] = [
+        "Not in the paper: curvature of the whole training loss at the final weights, from "
+        "Hessian-vector products (double backward). λmax: largest eigenvalue by Lanczos (ARPACK, "
+        f"{hess['lanczos_vectors']} vectors, tol {hess['lanczos_tol']:g}); trace: Hutchinson's "
+        f"estimate with {hess['hutchinson_samples']} Rademacher probes (its standard error is in "
+        "each run's hessian.json).",
+        f"φ: Table 3's full-space sharpness at ε={label}. Same ranking: LB/SB is above 1 for all "
+        "three measures, or below 1 for all three.",
+    ]
+    return pd.DataFrame(rows), view
+
+
+# ---------------------------------------------------------------- products
+def _table_plan(plan: dict) -> dict:
+    """The plan restricted to the table experiments (the training-curves figure's rows)."""
+    return {**plan, "experiments": kd.table_experiments(plan)}
+
+
+def _curves(plan: dict):
+    """Per experiment: train loss and test accuracy against epochs, one line per variant."""
+    return training_curves(_table_plan(plan), reference_table="table2")
+
+
+def _parametric_product(network: str) -> Product:
+    return Product(
+        f"parametric_{network}",
+        "figure",
+        partial(kf.parametric, network=network),
+        inputs=partial(kd.parametric_inputs, network=network),
+        caption=f"Parametric plot of {network} (Keskar et al. Figure 3): loss and accuracy of "
+        "(1 - α) x_SB + α x_LB for α in [-1, 2], train solid, test dashed; batch-norm statistics "
+        "recomputed on the training set at each α.",
+    )
+
+
 PRODUCTS = [
-    Product("table2", "table", table2),
-    Product("training_curves", "figure", training_curves),
+    Product(
+        "table2",
+        "table",
+        table2,
+        inputs=lambda plan: run_files(_table_plan(plan)),
+    ),
+    Product(
+        "training_curves",
+        "figure",
+        _curves,
+        inputs=lambda plan: run_files(_table_plan(plan)),
+        caption="Training loss and test accuracy per epoch of SB and LB; dashed: the paper's "
+        "final test accuracy (Keskar et al. Table 2), which the paper does not plot over epochs.",
+    ),
+    Product("table3", "table", table3, inputs=kd.full_inputs),
+    Product("table4", "table", table4, inputs=kd.subspace_inputs),
+    Product("hessian", "table", hessian_table, inputs=kd.hessian_inputs),
+    *[_parametric_product(network) for network in kd.NETWORKS],
+    Product(
+        "sharpness_vs_batch",
+        "figure",
+        kf.sharpness_vs_batch,
+        inputs=kd.sweep_inputs,
+        caption="Test accuracy and sharpness phi against the batch size (Keskar et al. Figure 4); "
+        "the SB and LB runs of Table 2 are two of the points.",
+    ),
+    Product(
+        "warmstart",
+        "figure",
+        kf.warmstart,
+        inputs=kd.warmstart_inputs,
+        caption="Warm starts (Keskar et al. section 4): SB for k epochs, then LB; test accuracy "
+        "and sharpness phi of the final weights against k (k = 0: plain LB).",
+    ),
+    Product(
+        "sharpness_during_training",
+        "figure",
+        kf.sharpness_during_training,
+        inputs=kd.training_sharpness_inputs,
+        caption="Sharpness phi at saved epochs of SB and LB runs, against the epoch and the "
+        "training loss (the last slide of Keskar's talk).",
+    ),
 ]

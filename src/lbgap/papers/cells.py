@@ -1,0 +1,87 @@
+"""Table cells shared by the paper modules: one variant's numbers, ours and the paper's.
+
+Every table names its CSV columns the same way, `{variant}_{quantity}_{stat}`: `_mean`, `_std`
+(sample std over seeds) and `_n` (finished seeds) for ours, `_paper_mean` and `_paper_std` for
+the paper's, and `{variant}_diverged` for seeds that diverged. A reader (the claims) can then
+compare variants of one row, or run a t-test from mean, std and n, without knowing the paper.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lbgap import results
+from lbgap.papers import reference
+from lbgap.tables import format_paper
+
+
+def dirs_of(exp: dict, variant: str) -> list[str]:
+    """Run folders of one variant of a plan's experiment (none if absent or not run)."""
+    return exp["variants"].get(variant, {}).get("dirs", [])
+
+
+def measured(
+    dirs: list[str], prefix: str, key: str = "test_acc", error: bool = False
+) -> tuple[dict, str]:
+    """Our final `key` over seeds as CSV columns and a Markdown cell.
+
+    With `error`, the quantity is 100 - accuracy (top-1 error %, as Goyal et al. report it);
+    the std is the same either way.
+    """
+    stats, diverged = results.final_metric(dirs, key)
+    if error and stats["n"]:
+        stats = {**stats, "mean": 100.0 - stats["mean"]}
+    cols = {
+        f"{prefix}_mean": stats["mean"],
+        f"{prefix}_std": stats["std"],
+        f"{prefix}_n": stats["n"],
+    }
+    cell = results.format_cell(stats, diverged) if dirs else "not run"
+    return cols, cell
+
+
+def diverged(dirs: list[str]) -> int:
+    return sum(s["status"] == "diverged" for s in results.summaries(dirs)) if dirs else 0
+
+
+def quoted(paper: str, table: str, row: str, column: str, prefix: str) -> tuple[dict, str]:
+    """The paper's (mean, std) for one cell as CSV columns and a Markdown cell ('-' if none)."""
+    mean, std = reference(paper, table, row, column)
+    return {f"{prefix}_paper_mean": mean, f"{prefix}_paper_std": std}, format_paper(mean, std)
+
+
+def run_totals(dirs: list[str]) -> dict:
+    """Epochs, parameter updates and samples of a variant's runs (equal over seeds)."""
+    runs = results.summaries(dirs) if dirs else []
+    out = {}
+    for key in ("epochs", "updates", "samples"):
+        values = [r[key] for r in runs if r.get(key) is not None]
+        out[key] = int(round(float(np.mean(values)))) if values else None
+    return out
+
+
+def final_column(dirs: list[str], column: str) -> float | None:
+    """Mean over seeds of a metrics.csv column's last finite value (None if none has one)."""
+    values = []
+    for d in dirs:
+        frame = pd.read_csv(Path(d) / "metrics.csv")
+        if column in frame:
+            finite = frame[column][np.isfinite(frame[column].astype(float))]
+            if len(finite):
+                values.append(float(finite.iloc[-1]))
+    return float(np.mean(values)) if values else None
+
+
+def spec_of(dirs: list[str]) -> dict | None:
+    """The resolved spec of a variant's first run (equal over seeds but for the seed)."""
+    return results.summaries(dirs[:1])[0]["spec"] if dirs else None
+
+
+def fmt_int(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{int(value):,}"

@@ -1,0 +1,140 @@
+"""The launcher's commands and the training jobs' resources, without a cluster."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from lbgap import launch
+
+TRAIN = ["--spec", "{}", "--out", "results/x"]
+
+
+def args(*argv: str):
+    return launch.parse_args([*argv, "--", *TRAIN])
+
+
+def test_one_node_is_standalone_torchrun():
+    cmd = launch.command(args("--nproc-per-node", "2"), {})
+    assert cmd[:4] == [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2"]
+    assert "--standalone" in cmd and not any(c.startswith("--rdzv") for c in cmd)
+    assert cmd[-6:] == ["-m", "lbgap.train", *TRAIN]
+
+
+@pytest.fixture
+def fake_scontrol(tmp_path, monkeypatch) -> None:
+    """`scontrol show hostnames` answering for a two-node allocation."""
+    script = tmp_path / "scontrol"
+    script.write_text('#!/bin/sh\n[ "$3" = "gpu[07-08]" ] && printf "gpu07\\ngpu08\\n"\n')
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+
+
+SLURM_ENV = {"SLURM_JOB_ID": "4711", "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_JOB_NUM_NODES": "2"}
+
+
+def test_several_nodes_meet_at_the_first_node(fake_scontrol):
+    cmd = launch.command(args("--nproc-per-node", "8", "--nodes", "2", "--threads", "4"), SLURM_ENV)
+    srun = cmd[: cmd.index(sys.executable)]
+    assert srun[:2] == ["srun", "--overlap"]
+    assert {"--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--cpus-per-task=32"} <= set(srun)
+    torchrun = cmd[len(srun) :]
+    assert "--nnodes=2" in torchrun and "--rdzv-backend=c10d" in torchrun
+    assert "--rdzv-endpoint=gpu07:30211" in torchrun and "--rdzv-id=lbgap4711" in torchrun
+    assert "--standalone" not in torchrun
+
+
+def test_rendezvous_port_can_be_set(fake_scontrol):
+    env = {**SLURM_ENV, "LBGAP_RDZV_PORT": "31000"}
+    cmd = launch.command(args("--nodes", "2"), env)
+    assert "--rdzv-endpoint=gpu07:31000" in cmd
+
+
+def test_forced_c10d_on_one_node_uses_the_allocation(fake_scontrol):
+    env = {**SLURM_ENV, "SLURM_JOB_NUM_NODES": "1"}
+    cmd = launch.command(args("--rendezvous", "c10d"), env)
+    assert cmd[0] == "srun" and "--nnodes=1" in cmd
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (("--nodes", "2"), {}, "inside a SLURM job"),
+        (("--nodes", "2"), {**SLURM_ENV, "SLURM_JOB_NUM_NODES": "1"}, "allocation has 1"),
+        (("--nodes", "2", "--rendezvous", "standalone"), SLURM_ENV, "c10d"),
+    ],
+)
+def test_impossible_requests_are_clear_errors(argv, env, message):
+    with pytest.raises(SystemExit, match=message):
+        launch.command(args(*argv), env)
+
+
+def test_launcher_execs_torchrun_with_signals_handled(tmp_path):
+    """The launcher becomes torchrun (same pid), so SLURM's signals reach it directly."""
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\necho "pid $$ $OMP_NUM_THREADS $TORCHELASTIC_SIGNALS_TO_HANDLE"\n')
+    fake.chmod(0o755)
+    code = (
+        "import os, sys; from lbgap import launch; print('pid', os.getpid(), flush=True); "
+        f"sys.executable = {str(fake)!r}; launch.main(['--threads', '3', '--', '--out', 'x'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    pids = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("pid")]
+    assert len(pids) == 2 and pids[0] == pids[1]
+    assert f"pid {pids[0]} 3 " in out.stdout and "SIGUSR1" in out.stdout
+
+
+# ---------------------------------------------------------------- job resources
+def test_cpu_job_is_one_task_with_all_threads():
+    res = {"threads": 1, "gpus": 0, "tasks": 2, "nodes": 1, "mem_mb": 2000, "runtime": 30}
+    job = launch.job_resources(res)
+    assert job == {
+        "gpu": 0, "gres": "", "nodes": 1, "tasks": 1, "tasks_per_gpu": 0,
+        "cpus_per_task": 2, "mem_mb": 2000, "runtime": 30,
+    }  # fmt: skip
+
+
+def test_gpu_jobs_on_one_and_several_nodes():
+    one = launch.job_resources(
+        {"threads": 8, "gpus": 8, "tasks": 8, "nodes": 1, "mem_mb": 64000, "runtime": 1440}
+    )
+    assert (one["gpu"], one["gres"], one["tasks"], one["cpus_per_task"]) == (8, "", 1, 64)
+    four = launch.job_resources(
+        {"threads": 8, "gpus": 8, "tasks": 8, "nodes": 4, "mem_mb": 64000, "runtime": 1440}
+    )
+    assert (four["gpu"], four["gres"], four["tasks"], four["nodes"]) == (0, "gpu:8", 4, 4)
+
+
+def test_plugin_builds_the_intended_sbatch_call():
+    """The SLURM plugin's own submit string for these resources: one task per node."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    class Resources(dict):
+        __getattr__ = dict.__getitem__
+
+    class Job:
+        threads = 64
+
+        def __init__(self, res: dict) -> None:
+            self.resources = Resources(launch.job_resources(res))
+
+    params = {"run_uuid": "u", "slurm_logfile": "l", "comment_str": "c", "account": "",
+              "partition": "", "workdir": ""}  # fmt: skip
+    res = {"threads": 8, "gpus": 8, "tasks": 8, "nodes": 1, "mem_mb": 64000, "runtime": 1440}
+    one = Job(res)
+    call = get_submit_command(one, params) + set_gres_string(one)
+    assert "--gpus=8" in call and "--cpus-per-task=64" in call and "--nodes=1" in call
+    assert "ntasks" not in call and "--gres" not in call
+    multi = Job({**res, "nodes": 2})
+    call = get_submit_command(multi, params) + set_gres_string(multi)
+    assert "--gres=gpu:8" in call and "--nodes=2" in call and "--gpus" not in call
+    cpu = Job({**res, "gpus": 0, "tasks": 2, "threads": 1})
+    call = get_submit_command(cpu, params) + set_gres_string(cpu)
+    assert "--ntasks=1" in call and "--cpus-per-task=2" in call and "gpu" not in call

@@ -1,0 +1,173 @@
+"""The review report end to end: a tiny run, its report, the overview page, a real browser.
+
+One run of `reproduce_all` at a tiny scale (Keskar only, 2 seeds, 2 epochs) in a temporary
+folder, then `--report`; every test reads that one run. The browser test renders the report in
+headless Chromium and leaves a screenshot next to the results (reports/report_screenshot.png).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT, run_snakemake, tiny_config, write_config
+
+pytestmark = pytest.mark.e2e
+
+REPORT = "reports/report.html"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, repo_config) -> Path:
+    workdir = tmp_path_factory.mktemp("report")
+    write_config(workdir, tiny_config(repo_config, ["keskar2017"]))
+    out = run_snakemake(workdir, "--cores", "2", "reproduce_all")
+    assert out.returncode == 0, out.stderr[-3000:]
+    out = run_snakemake(workdir, "--cores", "1", "reproduce_all", "--report", REPORT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return workdir
+
+
+def produced(workdir: Path) -> list[str]:
+    """Every table (CSV) and figure (PNG, PDF) the run wrote, as paths from the workdir."""
+    files = [*workdir.glob("reports/tables/*.csv"), *workdir.glob("reports/figures/*.p[nd][gf]")]
+    return sorted(str(f.relative_to(workdir)) for f in files)
+
+
+def embedded(report: Path, name: str) -> dict:
+    """One of the JSON objects the Snakemake report embeds (`var <name> = {...};`)."""
+    text = report.read_text()
+    block = text.index(f'<script id="{name}">')
+    start = text.index(f"var {name} = ", block) + len(f"var {name} = ")
+    return json.JSONDecoder().raw_decode(text, start)[0]
+
+
+def test_report_holds_every_table_and_figure_grouped_by_paper(run):
+    report = run / REPORT
+    results = embedded(report, "results")
+    files = produced(run)
+    assert "reports/tables/keskar2017_table2.csv" in files
+    assert "reports/figures/keskar2017_training_curves.pdf" in files
+    assert "reports/tables/claims.csv" in files and "reports/tables/provenance.csv" in files
+    missing = [f for f in files if f not in results]
+    assert not missing, f"produced but not in the report: {missing}"
+    categories = embedded(report, "categories")
+    assert set(categories["keskar2017"]) == {"table2", "training_curves"}
+    assert set(categories["Claims and provenance"]) == {"claims", "provenance"}
+    caption = results["reports/figures/keskar2017_training_curves.png"]["caption"]
+    assert "Seeds" in caption and "0, 1" in caption and "quick" in caption
+    assert "Table 2" in caption  # the paper's corresponding table
+    assert "Table 2" in results["reports/tables/keskar2017_table2.csv"]["caption"]
+
+
+def test_claims_table_holds_our_numbers_and_a_verdict(run):
+    claims = pd.read_csv(run / "reports/tables/claims.csv")
+    table = pd.read_csv(run / "reports/tables/keskar2017_table2.csv").set_index("network")
+    f1 = claims[(claims["claim"] == "keskar2017-gap") & (claims["case"].str.startswith("F1"))]
+    (rec,) = f1.to_dict("records")
+    assert rec["a_mean"] == pytest.approx(table.loc["F1", "test_LB_mean"])
+    assert rec["b_mean"] == pytest.approx(table.loc["F1", "test_SB_mean"])
+    assert rec["a_n"] == rec["b_n"] == 2
+    holds = rec["a_mean"] < rec["b_mean"]
+    assert rec["verdict"] == ("inconclusive" if holds else "not reproduced")  # 2 seeds: no test
+    c1 = claims[claims["case"].str.startswith("C1")]
+    assert set(c1["verdict"]) == {"not run at this scale"}
+    # A table this run produced is always read: no claim on it may be left unwired.
+    tables = {p.name for p in (run / "reports/tables").glob("*.csv")}
+    unwired = claims[claims["table"].isin(tables) & claims["note"].str.contains("not wired")]
+    assert unwired.empty, unwired[["claim", "note"]].to_string()
+
+
+def test_provenance_records_code_config_data_and_compute(run):
+    prov = pd.read_csv(run / "reports/tables/provenance.csv")
+    facts = {(r.section, r.item): str(r.value) for r in prov.itertuples()}
+    assert re.fullmatch(r"[0-9a-f]{40}", facts[("code", "commit")])
+    config_sha = hashlib.sha256((run / "config.yaml").read_bytes()).hexdigest()
+    assert any(v == f"sha256 {config_sha}" for (s, _), v in facts.items() if s == "configuration")
+    manifest = json.loads((run / "data/prepared/mnist_quick.json").read_text())
+    assert facts[("data", "mnist prepared sha256")] == manifest["prepared_sha256"]
+    assert facts[("software", "torch")] and facts[("software", "snakemake")][0].isdigit()
+    assert float(facts[("compute", "keskar2017 wall_h")]) > 0
+    assert float(facts[("compute", "keskar2017 gpu_h")]) == 0  # CPU runs
+    assert int(float(facts[("compute", "keskar2017 jobs")])) == 4  # 2 variants x 2 seeds
+    effective = yaml.safe_load((run / "reports/config.effective.yaml").read_text())
+    assert effective["scales"]["quick"]["train_size"] == 500
+
+
+class Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.links |= {v for k, v in attrs if k in ("href", "src") and v}
+
+
+def test_index_links_every_table_and_figure_by_file_name(run):
+    index = run / "reports/index.html"
+    parser = Links()
+    parser.feed(index.read_text())
+    linked = {str((index.parent / link).resolve().relative_to(run)) for link in parser.links}
+    missing = [f for f in produced(run) if f not in linked]
+    assert not missing, f"not linked from index.html: {missing}"
+    assert "reports/tables/keskar2017_table2.md" in linked
+    assert "LB test accuracy below SB" in index.read_text()  # the claims table, inline
+
+
+def test_figures_come_as_png_and_pdf(run):
+    figures = run / "reports/figures"
+    for png in figures.glob("*.png"):
+        assert png.read_bytes()[:4] == b"\x89PNG"
+        assert png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+
+
+# ---------------------------------------------------------------- a real browser
+def chromium() -> str:
+    """Debian's chromium, installed by scripts/install_test_deps.sh if it is missing."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        subprocess.run([ROOT / "scripts/install_test_deps.sh"], capture_output=True, timeout=900)
+        found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.skip("chromium is not installed and could not be (needs root and apt-get)")
+    return found
+
+
+def headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", "--window-size=1400,1000", "--virtual-time-budget=5000",
+    ]  # fmt: skip
+    return subprocess.run(
+        ["timeout", "-s", "KILL", "90", browser, *flags, *args], capture_output=True, timeout=120
+    )
+
+
+def rendered_app(dom: str) -> str:
+    """The part of the DOM that React rendered (not the scripts that carry the data)."""
+    start = dom.index('<div id="app">')
+    return dom[start : dom.index("<script", start)]
+
+
+def test_report_renders_the_claims_table_in_a_browser(run, tmp_path):
+    browser = chromium()
+    url = (run / REPORT).resolve().as_uri()
+    dom = headless(browser, tmp_path / "dom-profile", "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr.decode()[-2000:]
+    app = rendered_app(dom.stdout.decode())
+    assert "Claims checked at scale" in app
+    assert "LB test accuracy below SB" in app and "<table" in app
+    assert re.search(r'class="verdict [a-z-]+"', app)
+    shot = run / "reports/report_screenshot.png"
+    out = headless(browser, tmp_path / "shot-profile", f"--screenshot={shot}", url)
+    assert out.returncode == 0 and shot.stat().st_size > 20_000, out.stderr.decode()[-2000:]
+    print(f"screenshot: {shot}")

@@ -1,0 +1,361 @@
+"""Cluster execution: the SLURM profile, its installer, and the workflow on a real SLURM cluster.
+
+The tests marked `slurm` start a throw-away single-node cluster (tests/slurm/cluster.py) and
+run the workflow at a tiny scale with the literal `snakemake --profile slurm reproduce_all` from
+a copy of the repository, the profile installed by `make slurm-profile` into a temporary
+configuration folder. They are skipped when no cluster can start here (not root, packages
+missing) unless LBGAP_REQUIRE_SLURM=1 (`make test-slurm`), which makes that a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).parent))
+from slurm import cluster as slurm_cluster  # noqa: E402
+
+TARGET = "keskar2017"  # the README's `snakemake --profile slurm reproduce_all`
+PREEMPTED = "results/keskar2017/F1/LB/seed0"  # the run the test preempts mid-training
+TRAIN_LOG = "logs/train/keskar2017/F1/LB/seed0.log"
+# The test cluster's overrides: status from squeue (no accounting database), fast polling.
+POLLING = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+           "--seconds-between-status-checks", "2"]  # fmt: skip
+
+
+# ---------------------------------------------------------------- the profiles, no cluster
+def load_profile(name: str) -> dict:
+    return yaml.safe_load((ROOT / "profiles" / name / "config.yaml").read_text())
+
+
+def test_slurm_profile_has_the_documented_keys():
+    profile = load_profile("slurm")
+    assert profile["executor"] == "slurm"
+    assert profile["jobs"] >= 1 and profile["retries"] >= 1 and profile["latency-wait"] >= 1
+    resources = profile["default-resources"]
+    keys = {"slurm_partition", "slurm_account", "runtime", "mem_mb", "cpus_per_task"}
+    assert keys <= set(resources)
+    assert "--signal=TERM@" in resources["slurm_extra"]
+
+
+def test_workflow_profile_never_overrides_a_site_profile():
+    """Snakemake lets the workflow profile win over --profile: it must not touch site keys."""
+    profile = load_profile("default")
+    site_keys = {"executor", "jobs", "default-resources", "cores", "latency-wait"}
+    assert not site_keys & set(profile)
+    assert "prepare_data" in profile["set-resources"]
+
+
+def test_local_profile_runs_on_a_laptop():
+    profile = load_profile("local")
+    assert "executor" not in profile and profile["cores"] == "all"
+
+
+# ---------------------------------------------------------------- make slurm-profile
+def install(tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "user"),
+           "XDG_CONFIG_DIRS": str(tmp_path / "site")}  # fmt: skip
+    cmd = ["make", "-s", "-C", str(ROOT), "slurm-profile"]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_make_slurm_profile_links_and_is_idempotent(tmp_path):
+    link = tmp_path / "user" / "snakemake" / "slurm"
+    first = install(tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert link.is_symlink() and link.resolve() == (ROOT / "profiles" / "slurm").resolve()
+    second = install(tmp_path)
+    assert second.returncode == 0 and "already installed" in second.stdout
+    assert link.resolve() == (ROOT / "profiles" / "slurm").resolve()
+
+
+@pytest.mark.parametrize("where", ["user", "user-link", "site"])
+def test_make_slurm_profile_keeps_an_existing_profile(tmp_path, where):
+    base = tmp_path / ("site" if where == "site" else "user") / "snakemake"
+    base.mkdir(parents=True)
+    theirs = base / "slurm"
+    if where == "user-link":
+        (tmp_path / "elsewhere").mkdir()
+        theirs.symlink_to(tmp_path / "elsewhere")
+    else:
+        theirs.mkdir()
+        (theirs / "config.yaml").write_text("executor: slurm\n")
+    out = install(tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert str(theirs) in out.stdout and "slurm_extra" in out.stdout  # says what to merge
+    if where == "user-link":
+        assert theirs.resolve() == (tmp_path / "elsewhere").resolve()
+    else:
+        assert (theirs / "config.yaml").read_text() == "executor: slurm\n"
+    if where == "site":
+        assert not (tmp_path / "user" / "snakemake" / "slurm").exists()
+
+
+# ---------------------------------------------------------------- a real cluster
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A running single-node cluster, stopped (by process id) after the module's tests."""
+    try:
+        slurm_cluster.check_machine()
+        started = slurm_cluster.start(tmp_path_factory.mktemp("cluster"))
+    except slurm_cluster.ClusterUnavailable as why:
+        if os.environ.get("LBGAP_REQUIRE_SLURM") == "1":
+            pytest.fail(f"no SLURM test cluster: {why}")
+        pytest.skip(f"no SLURM test cluster: {why}")
+    yield started
+    slurm_cluster.stop(started)
+
+
+def copy_repo(dst: Path) -> Path:
+    """The working tree as git would commit it (no venv, results, data, logs)."""
+    cmd = ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    listed = subprocess.run(cmd, capture_output=True)
+    if listed.returncode == 0:
+        for name in filter(None, listed.stdout.decode().split("\0")):
+            if (ROOT / name).is_file():
+                (dst / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, dst / name)
+        return dst
+    skip = shutil.ignore_patterns(  # no git: the tree without what .gitignore lists
+        ".git", ".venv", "results", "data", "logs", ".snakemake", "__pycache__", "*_cache"
+    )
+    shutil.copytree(ROOT, dst, ignore=skip, dirs_exist_ok=True)
+    for old in (dst / "reports").rglob("*"):
+        if old.is_file() and old.name != ".gitkeep":
+            old.unlink()
+    return dst
+
+
+def tiny_config(config: dict) -> dict:
+    """Keskar et al.'s F1 only, one seed, 500 digits, 20 short epochs, on CPU."""
+    config["device"] = "cpu"
+    config["papers"] = {"keskar2017": config["papers"]["keskar2017"]}
+    f1 = config["papers"]["keskar2017"]["experiments"]["F1"]
+    f1["epochs"] = {**f1["epochs"], "quick": 20}
+    config["scales"]["quick"].update(
+        train_size=500, test_size=200, seeds=[0], mem_mb=1000, runtime=10, threads=1
+    )
+    return config
+
+
+def make_workdir(base: Path) -> Path:
+    work = copy_repo(base)
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    (work / "config.yaml").write_text(yaml.safe_dump(tiny_config(config), sort_keys=False))
+    return work
+
+
+def env_for(tmp: Path) -> dict:
+    """The venv first on PATH (jobs inherit it), configuration folders of our own."""
+    return {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "XDG_CONFIG_HOME": str(tmp / "xdg-user"),
+        "XDG_CONFIG_DIRS": str(tmp / "xdg-site"),
+    }
+
+
+def snakemake(work: Path, env: dict, *args: str, timeout: int = 400) -> subprocess.Popen:
+    """Snakemake in `work`, output to work/snakemake.out, killed if it hangs."""
+    log = (work / "snakemake.out").open("w")
+    cmd = ["timeout", "-s", "KILL", str(timeout), "snakemake", *args]
+    return subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def preempt_when_training(work: Path, proc: subprocess.Popen) -> str | None:
+    """SIGTERM the LB run's job steps once it has trained an epoch, as SLURM does before a
+    time limit (the profile's --signal) or on preemption. Returns the job id signalled."""
+    log = work / TRAIN_LOG
+    while proc.poll() is None:
+        if log.exists() and "epoch 1/" in log.read_text():
+            jobs = subprocess.run(["squeue", "-h", "-o", "%i %k"], capture_output=True, text=True)
+            for line in jobs.stdout.splitlines():
+                job_id, _, comment = line.partition(" ")
+                if "keskar2017_F1_LB_0" in comment:
+                    subprocess.run(["scancel", "--signal=TERM", job_id], check=True)
+                    return job_id
+        time.sleep(0.1)
+    return None
+
+
+@dataclass
+class Runs:
+    slurm: Path
+    local: Path
+    slurm_out: str
+    local_out: str
+    preempted_job: str | None
+    seconds: float
+
+
+def install_and_edit_profile(work: Path, env: dict) -> None:
+    """`make slurm-profile`, then the documented edit: the partition."""
+    cmd = ["make", "-s", "slurm-profile"]
+    installed = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    profile = work / "profiles" / "slurm" / "config.yaml"
+    text = profile.read_text()
+    assert 'slurm_partition: ""' in text
+    profile.write_text(text.replace('slurm_partition: ""', "slurm_partition: lbgap"))
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, tmp_path_factory) -> Runs:
+    """The tiny workflow on the cluster (one job preempted) and, meanwhile, locally."""
+    tmp = tmp_path_factory.mktemp("runs")
+    slurm_dir, local_dir = make_workdir(tmp / "slurm"), make_workdir(tmp / "local")
+    env = env_for(tmp)
+    install_and_edit_profile(slurm_dir, env)
+    start = time.monotonic()
+    small = ["--set-resources", "prepare_data:mem_mb=1000"]  # fits a small CI machine
+    on_slurm = snakemake(slurm_dir, env, "--profile", "slurm", TARGET, *POLLING, *small)
+    local = snakemake(local_dir, env, "--profile", "profiles/local", TARGET)
+    try:
+        job = preempt_when_training(slurm_dir, on_slurm)
+        on_slurm.wait(), local.wait()
+    finally:
+        for proc in (on_slurm, local):
+            if proc.poll() is None:
+                proc.kill()
+    seconds = time.monotonic() - start
+    slurm_out, local_out = ((d / "snakemake.out").read_text() for d in (slurm_dir, local_dir))
+    assert on_slurm.returncode == 0, slurm_out[-5000:]
+    assert local.returncode == 0, local_out[-5000:]
+    return Runs(slurm_dir, local_dir, slurm_out, local_out, job, seconds)
+
+
+def result_files(work: Path) -> list[Path]:
+    results = work / "results"
+    return sorted(p.relative_to(work) for p in results.rglob("*") if p.is_file())
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa = torch.load(a, weights_only=True)["model"]
+    wb = torch.load(b, weights_only=True)["model"]
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), a
+
+
+def assert_same_metrics(a: Path, b: Path) -> None:
+    """Equal to the last bit, except the wall-clock column."""
+    pd.testing.assert_frame_equal(
+        pd.read_csv(a).drop(columns="train_time_s"),
+        pd.read_csv(b).drop(columns="train_time_s"),
+        check_exact=True,
+    )
+
+
+@pytest.mark.slurm
+def test_workflow_on_slurm_equals_local_run(runs):
+    assert "Using profile slurm and workflow specific profile" in runs.slurm_out
+    assert "SLURM jobid" in runs.slurm_out and "SLURM jobid" not in runs.local_out
+    files = result_files(runs.slurm)
+    assert files and files == result_files(runs.local)
+    for path in files:
+        a, b = runs.slurm / path, runs.local / path
+        if path.name == "metrics.csv":
+            assert_same_metrics(a, b)
+        elif path.name == "steps.csv":
+            assert a.read_text() == b.read_text(), path
+        elif path.suffix == ".pt":
+            assert_same_weights(a, b)
+    tables = list((runs.local / "reports" / "tables").glob("keskar2017_*.csv"))
+    assert tables
+    for table in tables:
+        rel = table.relative_to(runs.local)
+        assert (runs.slurm / rel).read_text() == table.read_text(), rel
+    print(f"SLURM and local runs, side by side: {runs.seconds:.0f} s")
+
+
+@pytest.mark.slurm
+def test_every_training_job_has_a_benchmark(runs):
+    summaries = list((runs.slurm / "results").rglob("summary.json"))
+    assert summaries
+    for summary in summaries:
+        bench = pd.read_csv(summary.parent / "benchmark.tsv", sep="\t")
+        assert bench["s"].iloc[0] > 0
+
+
+@pytest.mark.slurm
+def test_preempted_job_resumed_from_its_checkpoint(runs):
+    assert runs.preempted_job, "the LB job finished before it could be signalled"
+    log = (runs.slurm / TRAIN_LOG).read_text()
+    assert "resumed from" in log, log[-3000:]
+    summary = json.loads((runs.slurm / PREEMPTED / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs"] == 20
+    assert not (runs.slurm / PREEMPTED / "state.pt").exists()
+
+
+@pytest.mark.slurm
+def test_job_asking_for_a_gpu_fails_with_slurms_message(cluster, runs, tmp_path):
+    work = make_workdir(tmp_path / "gpu")
+    shutil.copytree(runs.slurm / "data" / "prepared", work / "data" / "prepared")
+    gpu = yaml.safe_dump({"device": "auto", "scales": {"quick": {"gpus": 1}}})
+    (work / "gpu.yaml").write_text(gpu)
+    target = "results/keskar2017/F1/SB/seed0/summary.json"
+    args = ["--profile", "profiles/slurm", target, "--configfile", "gpu.yaml", *POLLING]
+    proc = snakemake(work, env_for(tmp_path), *args, timeout=120)
+    proc.wait()
+    out = (work / "snakemake.out").read_text()
+    assert proc.returncode != 0
+    assert "Invalid generic resource (gres) specification" in out, out[-3000:]
+    assert result_files(work) == []
+
+
+def job_script(path: Path, launch: list[str]) -> Path:
+    """What the plugin does: the job's command in a one-task step (`srun -n1`)."""
+    quoted = " ".join(f"'{a}'" for a in launch)
+    path.write_text(f"#!/bin/sh\nexec srun -n1 -c2 {quoted}\n")
+    return path
+
+
+def wait_for_job(job_id: str, seconds: float = 300) -> str:
+    """The job's final state (the test cluster keeps finished jobs for 10 minutes)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        cmd = ["scontrol", "-o", "show", "job", job_id]
+        out = subprocess.run(cmd, capture_output=True, text=True).stdout
+        state = next((f.split("=")[1] for f in out.split() if f.startswith("JobState=")), "")
+        if state and state not in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING"):
+            return state
+        time.sleep(0.5)
+    return "still running after the test's wait"
+
+
+@pytest.mark.slurm
+def test_two_gloo_ranks_in_a_job_equal_a_local_run(cluster, runs, tmp_path):
+    """torchrun with 2 CPU processes in a SLURM job step, through the multi-node path (srun
+    with one task per node, c10d rendezvous at the first node), against a local standalone run."""
+    spec = json.loads((runs.slurm / PREEMPTED / "summary.json").read_text())["spec"]
+    spec["schedule"]["epochs"] = 3
+    spec["data"] = str(runs.slurm / spec["data"])
+    args = ["--nproc-per-node", "2", "--threads", "1", "--", "--spec", json.dumps(spec)]
+    launch = [sys.executable, "-m", "lbgap.launch", "--rendezvous", "c10d", *args]
+    script = job_script(tmp_path / "job.sh", [*launch, "--out", str(tmp_path / "in_job")])
+    env = env_for(tmp_path)
+    sbatch = ["sbatch", "--parsable", "-n1", "-c2", "--mem", "1000"]
+    sbatch += ["-o", str(tmp_path / "job.out"), str(script)]
+    job = subprocess.run(sbatch, env=env, capture_output=True, text=True, check=True)
+    local_cmd = [sys.executable, "-m", "lbgap.launch", *args, "--out", str(tmp_path / "local")]
+    local = subprocess.run(local_cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert local.returncode == 0, local.stdout[-3000:] + local.stderr[-3000:]
+    state = wait_for_job(job.stdout.strip())
+    job_out = (tmp_path / "job.out").read_text()
+    assert state == "COMPLETED", job_out[-3000:]
+    assert "srun --overlap" in job_out and "--rdzv-backend=c10d" in job_out
+    a, b = tmp_path / "in_job", tmp_path / "local"
+    assert_same_metrics(a / "metrics.csv", b / "metrics.csv")
+    assert_same_weights(a / "checkpoint.pt", b / "checkpoint.pt")
+    assert json.loads((a / "summary.json").read_text())["world_size"] == 2

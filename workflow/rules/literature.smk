@@ -1,0 +1,38 @@
+# ---------------------------------------------------------------- quoted literature tables
+# Not a paper of the matrix: numbers quoted from src/lbgap/papers/reference.yaml, no runs.
+from pathlib import Path
+
+LITERATURE_REFERENCE = str(Path(workflow.basedir) / "src" / "lbgap" / "papers" / "reference.yaml")
+LITERATURE_OUTPUTS = [
+    "reports/tables/literature_imagenet_records.csv",
+    "reports/tables/literature_imagenet_records.md",
+]
+
+localrules:
+    literature_table,
+
+
+# The generic table rule's pattern {paper}_{name} matches these files too.
+ruleorder: literature_table > table
+
+
+rule literature_table:
+    input:
+        reference=LITERATURE_REFERENCE,
+    output:
+        csv=report(
+            LITERATURE_OUTPUTS[0],
+            caption="../report/literature.rst",
+            category="Literature",
+            subcategory="imagenet_records",
+        ),
+        md=LITERATURE_OUTPUTS[1],
+    log:
+        "logs/tables/literature_imagenet_records.log",
+    message:
+        "Table literature_imagenet_records (quoted, not reproduced)"
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "python -m lbgap.literature --reference {input.reference:q} --csv {output.csv} "
+        "--md {output.md} > {log} 2>&1"
