@@ -107,9 +107,7 @@ class Timer:
         return self.cpu / max(self.wall, 1e-12) / max(self.threads, 1)
 
 
-def alternate(
-    sides: dict[str, Callable[[], float]], rounds: int
-) -> dict[str, list[float]]:
+def alternate(sides: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
     """Run each side once per round, reversing the order every round; returns values per side.
 
     Each callable returns one measurement (e.g. samples/s). Reversing the order cancels a drift
@@ -137,7 +135,10 @@ def spread(values: list[float]) -> dict[str, float]:
 
 def ratios(a: list[float], b: list[float]) -> dict[str, float]:
     """Per-round ratios a/b (the two sides of one round ran back to back) and their spread."""
-    return {**spread([x / y for x, y in zip(a, b, strict=True)]), "per_round": [x / y for x, y in zip(a, b, strict=True)]}
+    return {
+        **spread([x / y for x, y in zip(a, b, strict=True)]),
+        "per_round": [x / y for x, y in zip(a, b, strict=True)],
+    }
 
 
 # ---------------------------------------------------------------- data and results

@@ -73,6 +73,7 @@ def write_run(
     steps = pd.DataFrame(
         {
             "update": range(1, updates + 1),
+            "lr": [0.1 if u < updates // 2 else 0.01 for u in range(updates)],
             "weight_distance": [0.1 * (u + 1) for u in range(updates)],
         }
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -230,10 +231,11 @@ def test_each_claim_reads_its_real_table(claim, tmp_path, monkeypatch):
     plan, specs = plan_and_specs(quick_config(), claim.paper)
     for run, spec in specs.items():
         write_run(run.dir, spec, test_acc=90.0 + 0.1 * run.seed)
-    try:
-        data, _ = papers.product(claim.paper, claim.table).build(plan)
-    except FileNotFoundError as err:  # e.g. sharpness files: the e2e run checks those tables
-        pytest.skip(f"{claim.table} reads analysis outputs the constructed runs lack: {err}")
+    product = papers.product(claim.paper, claim.table)
+    for i, path in enumerate(product.inputs(plan)):  # sharpness results of the analyses
+        if Path(path).name.startswith("sharpness_") and not Path(path).exists():
+            Path(path).write_text(json.dumps({"phi": 1.0 + i, "bn_eval": "running"}))
+    data, _ = product.build(plan)
     records = claims.evaluate(claim, data, plan)
     assert not [r["note"] for r in records if "not wired" in r["note"]]
     ran = [r for r in records if r["verdict"] != "not run at this scale"]

@@ -83,3 +83,25 @@ def test_none_is_plain_batch_norm_and_set_ghost_size_reaches_layers():
     torch.testing.assert_close(model(x), p(x))
     set_ghost_size(model, 4)
     assert g.ghost_size == 4
+
+
+@pytest.mark.parametrize(
+    ("ghost", "batch", "small"), [(32, 1000, 480), (32, 64, 32), (32, 32, 0), (None, 125, 62)]
+)
+def test_noise_estimate_splits_in_whole_ghost_batches(ghost, batch, small):
+    """The noise scale's small batch must normalize the same chunks as the full batch."""
+    from types import SimpleNamespace
+
+    from lbgap.train import Trainer
+
+    assert Trainer.noise_split(SimpleNamespace(spec={"ghost_batch": ghost}), batch) == small
+
+
+def test_whole_ghost_batches_give_the_same_gradient_as_inside_the_full_batch():
+    """The first k ghost batches alone normalize exactly as they do within the full batch."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), GhostBatchNorm1d(5, ghost_size=4), nn.Linear(5, 3))
+    x, y = _input("1d", 16, 6), torch.arange(16) % 3
+    full = nn.functional.cross_entropy(model(x), y, reduction="none")[:8]
+    alone = nn.functional.cross_entropy(model(x[:8]), y[:8], reduction="none")
+    torch.testing.assert_close(full, alone)

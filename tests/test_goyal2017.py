@@ -82,7 +82,9 @@ def test_table1_is_error_of_its_inputs(config, tmp_path, monkeypatch):
     assert row["no_warmup_err_mean"] == pytest.approx(9.0)
     assert row["gradual_warmup_batch"] == 1000 and row["baseline_batch"] == 32
     assert row["gradual_warmup_lr"] == pytest.approx(0.0125 * 1000 / 32)
-    assert row["b_noise_baseline"] == pytest.approx(123.0)
+    assert row["b_noise_median"] == pytest.approx(123.0)
+    assert row["b_noise_batch"] == row["gradual_warmup_batch"]
+    assert row["baseline_err_values"] == "3.0000;4.0000;2.0000"
     for v in goyal2017.SETTINGS:
         mean, std = reference(PAPER, "table1", "ResNet50_ImageNet", v)
         assert (row[f"{v}_err_paper_mean"], row[f"{v}_err_paper_std"]) == (mean, std)

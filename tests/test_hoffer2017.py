@@ -79,6 +79,7 @@ def test_table1_reports_its_inputs_and_rows_not_run(config, tmp_path, monkeypatc
     assert row["SB_acc_std"] == pytest.approx(np.std(acc["F1_analog", "SB"], ddof=1))
     assert row["SB_acc_n"] == len(config["scales"]["quick"]["seeds"])
     assert row["+RA_acc_mean"] == pytest.approx(96.2)
+    assert [float(v) for v in row["SB_acc_values"].split(";")] == acc["F1_analog", "SB"]
     assert (row["+RA_epochs"], row["+RA_updates"]) == (4, 40)
     assert row["LB_batch"] == plan["experiments"]["F1_analog"]["variants"]["LB"]["batch_size"]
     # The analog quotes the paper's F1 row.

@@ -45,7 +45,7 @@ def test_three_papers_and_the_literature_table(repo_config, tmp_path):
     k = ra["variants"]["+RA"]["batch_size"] / ra["batch_size"]
     out = run_snakemake(
         tmp_path, "--cores", "2", *PAPERS, "reports/tables/literature_imagenet_records.csv",
-        timeout=240,
+        timeout=400,
     )  # fmt: skip
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     tables = tmp_path / "reports" / "tables"

@@ -1,13 +1,16 @@
 """The review report end to end: a tiny run, its report, the overview page, a real browser.
 
-One run of `reproduce_all` at a tiny scale (Keskar only, 2 seeds, 2 epochs) in a temporary
-folder, then `--report`; every test reads that one run. The browser test renders the report in
-headless Chromium and leaves a screenshot next to the results (reports/report_screenshot.png).
+One run of `reproduce_all` at a tiny scale in a temporary folder, then `--report`; every test
+reads that one run. The run is Smith et al.'s MNIST analog with two schedules and two seeds on
+500 digits: the cheapest paper with claims and no per-run analyses (Keskar's table2 claim is
+checked on its real table in test_claims.py). The browser test renders the report in headless
+Chromium and leaves a screenshot next to the results (reports/report_screenshot.png).
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 import shutil
@@ -25,10 +28,23 @@ pytestmark = pytest.mark.e2e
 REPORT = "reports/report.html"
 
 
+PAPER, EXPERIMENT = "smith2018", "F1_SGD_analog"
+
+
+def report_config(repo_config: dict) -> dict:
+    """One experiment, two schedules; batch 4 so that three growths by 5 fit 500 digits."""
+    cfg = tiny_config(repo_config, [PAPER])
+    exp = cfg["papers"][PAPER]["experiments"][EXPERIMENT]
+    variants = {v: exp["variants"][v] for v in ("decaying_lr", "increasing_batch")}
+    exp |= {"batch_size": 4, "ghost_batch": 4, "variants": variants}
+    cfg["papers"][PAPER]["experiments"] = {EXPERIMENT: exp}
+    return cfg
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, repo_config) -> Path:
     workdir = tmp_path_factory.mktemp("report")
-    write_config(workdir, tiny_config(repo_config, ["keskar2017"]))
+    write_config(workdir, report_config(repo_config))
     out = run_snakemake(workdir, "--cores", "2", "reproduce_all")
     assert out.returncode == 0, out.stderr[-3000:]
     out = run_snakemake(workdir, "--cores", "1", "reproduce_all", "--report", REPORT)
@@ -51,39 +67,52 @@ def embedded(report: Path, name: str) -> dict:
 
 
 def test_report_holds_every_table_and_figure_grouped_by_paper(run):
+    from lbgap import papers
+
     report = run / REPORT
     results = embedded(report, "results")
     files = produced(run)
-    assert "reports/tables/keskar2017_table2.csv" in files
-    assert "reports/figures/keskar2017_training_curves.pdf" in files
+    products = papers.products(PAPER)
+    for product in products:
+        assert set(product.files(PAPER)) <= {str(f.relative_to(run)) for f in run.rglob("*")}
     assert "reports/tables/claims.csv" in files and "reports/tables/provenance.csv" in files
     missing = [f for f in files if f not in results]
     assert not missing, f"produced but not in the report: {missing}"
     categories = embedded(report, "categories")
-    assert set(categories["keskar2017"]) == {"table2", "training_curves"}
+    assert set(categories[PAPER]) == {p.name for p in products}
     assert set(categories["Claims and provenance"]) == {"claims", "provenance"}
-    caption = results["reports/figures/keskar2017_training_curves.png"]["caption"]
-    assert "Seeds" in caption and "0, 1" in caption and "quick" in caption
-    assert "Table 2" in caption  # the paper's corresponding table
-    assert "Table 2" in results["reports/tables/keskar2017_table2.csv"]["caption"]
+    for product in products:
+        first = product.files(PAPER)[0]
+        caption = html.unescape(results[first]["caption"])
+        build = getattr(product.build, "func", product.build)
+        what = product.caption or build.__doc__.strip().splitlines()[0]
+        assert what in caption, caption  # what is shown
+        assert "Seeds" in caption and "0, 1" in caption and "quick" in caption
 
 
 def test_claims_table_holds_our_numbers_and_a_verdict(run):
-    claims = pd.read_csv(run / "reports/tables/claims.csv")
-    table = pd.read_csv(run / "reports/tables/keskar2017_table2.csv").set_index("network")
-    f1 = claims[(claims["claim"] == "keskar2017-gap") & (claims["case"].str.startswith("F1"))]
-    (rec,) = f1.to_dict("records")
-    assert rec["a_mean"] == pytest.approx(table.loc["F1", "test_LB_mean"])
-    assert rec["b_mean"] == pytest.approx(table.loc["F1", "test_SB_mean"])
-    assert rec["a_n"] == rec["b_n"] == 2
-    holds = rec["a_mean"] < rec["b_mean"]
-    assert rec["verdict"] == ("inconclusive" if holds else "not reproduced")  # 2 seeds: no test
-    c1 = claims[claims["case"].str.startswith("C1")]
-    assert set(c1["verdict"]) == {"not run at this scale"}
+    claims = pd.read_csv(run / "reports/tables/claims.csv").set_index("claim")
+    table = pd.read_csv(run / f"reports/tables/{PAPER}_table.csv").set_index("experiment")
+    match, updates = claims.loc["smith2018-match"], claims.loc["smith2018-updates"]
+    ours = table.loc[EXPERIMENT]
+    assert match["a_mean"] == pytest.approx(ours["increasing_batch_acc_mean"])
+    assert match["b_mean"] == pytest.approx(ours["decaying_lr_acc_mean"])
+    assert match["a_n"] == match["b_n"] == 2
+    seeds = [
+        json.loads((run / f"results/{PAPER}/{EXPERIMENT}/increasing_batch/seed{s}/summary.json")
+                   .read_text())["final"]["test_acc"]
+        for s in (0, 1)
+    ]  # fmt: skip
+    assert match["a_seeds"] == ";".join(f"{v:g}" for v in seeds)
+    within = abs(match["a_mean"] - match["b_mean"]) <= 0.5
+    assert match["verdict"] == ("inconclusive" if within else "not reproduced")  # 2 seeds
+    fewer = ours["increasing_batch_updates"] < ours["decaying_lr_updates"]
+    assert updates["verdict"] == ("reproduced" if fewer else "not reproduced")  # exact
+    assert set(claims.loc[claims["paper"] != PAPER, "verdict"]) == {"not run at this scale"}
     # A table this run produced is always read: no claim on it may be left unwired.
     tables = {p.name for p in (run / "reports/tables").glob("*.csv")}
     unwired = claims[claims["table"].isin(tables) & claims["note"].str.contains("not wired")]
-    assert unwired.empty, unwired[["claim", "note"]].to_string()
+    assert unwired.empty, unwired[["note"]].to_string()
 
 
 def test_provenance_records_code_config_data_and_compute(run):
@@ -95,9 +124,9 @@ def test_provenance_records_code_config_data_and_compute(run):
     manifest = json.loads((run / "data/prepared/mnist_quick.json").read_text())
     assert facts[("data", "mnist prepared sha256")] == manifest["prepared_sha256"]
     assert facts[("software", "torch")] and facts[("software", "snakemake")][0].isdigit()
-    assert float(facts[("compute", "keskar2017 wall_h")]) > 0
-    assert float(facts[("compute", "keskar2017 gpu_h")]) == 0  # CPU runs
-    assert int(float(facts[("compute", "keskar2017 jobs")])) == 4  # 2 variants x 2 seeds
+    assert float(facts[("compute", f"{PAPER} wall_h")]) > 0
+    assert float(facts[("compute", f"{PAPER} gpu_h")]) == 0  # CPU runs
+    assert int(float(facts[("compute", f"{PAPER} jobs")])) == 4  # 2 schedules x 2 seeds
     effective = yaml.safe_load((run / "reports/config.effective.yaml").read_text())
     assert effective["scales"]["quick"]["train_size"] == 500
 
@@ -118,8 +147,8 @@ def test_index_links_every_table_and_figure_by_file_name(run):
     linked = {str((index.parent / link).resolve().relative_to(run)) for link in parser.links}
     missing = [f for f in produced(run) if f not in linked]
     assert not missing, f"not linked from index.html: {missing}"
-    assert "reports/tables/keskar2017_table2.md" in linked
-    assert "LB test accuracy below SB" in index.read_text()  # the claims table, inline
+    assert f"reports/tables/{PAPER}_table.md" in linked
+    assert "Increasing the batch matches decaying the LR" in index.read_text()  # claims, inline
 
 
 def test_figures_come_as_png_and_pdf(run):
@@ -165,7 +194,7 @@ def test_report_renders_the_claims_table_in_a_browser(run, tmp_path):
     assert dom.returncode == 0, dom.stderr.decode()[-2000:]
     app = rendered_app(dom.stdout.decode())
     assert "Claims checked at scale" in app
-    assert "LB test accuracy below SB" in app and "<table" in app
+    assert "Increasing the batch matches decaying the LR" in app and "<table" in app
     assert re.search(r'class="verdict [a-z-]+"', app)
     shot = run / "reports/report_screenshot.png"
     out = headless(browser, tmp_path / "shot-profile", f"--screenshot={shot}", url)

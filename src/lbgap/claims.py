@@ -408,7 +408,8 @@ def html_body(claims: pd.DataFrame, scale: str, level: int = 1) -> str:
         f"<p>{htmlview.inline(HEADER)}</p>\n"
         f"<p><strong>Summary:</strong> {summary_line(claims)}</p>\n"
     )
-    body += htmlview.table(list(checked.columns), rows, html_cells=[3, 4, 6]) if rows else ""
+    widths = {1: "14em", 2: "8em", 7: "12em"}  # claim, case, why: readable beside the numbers
+    body += htmlview.table(list(checked.columns), rows, [3, 4, 6], widths) if rows else ""
     if len(skipped):
         sub = level + 1
         body += f"\n<h{sub}>Not run at this scale</h{sub}>\n"

@@ -50,13 +50,22 @@ def verdict_class(verdict: str) -> str:
     return {"not run at this scale": "not-run"}.get(verdict, verdict.replace(" ", "-"))
 
 
-def table(header: list[str], rows: Iterable[list[str]], html_cells: Iterable[int] = ()) -> str:
-    """An HTML table; cells are escaped except the columns listed in `html_cells`."""
-    raw = set(html_cells)
+def table(
+    header: list[str],
+    rows: Iterable[list[str]],
+    html_cells: Iterable[int] = (),
+    min_widths: dict[int, str] | None = None,
+) -> str:
+    """An HTML table; cells are escaped except the columns listed in `html_cells`, and the
+    columns in `min_widths` (index -> CSS length) never get narrower than that."""
+    raw, widths = set(html_cells), min_widths or {}
+
+    def td(i: int, cell: str) -> str:
+        style = f' style="min-width: {widths[i]}"' if i in widths else ""
+        return f"<td{style}>{cell if i in raw else html.escape(str(cell))}</td>"
+
     out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
-    for row in rows:
-        cells = [c if i in raw else html.escape(str(c)) for i, c in enumerate(row)]
-        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    out += ["<tr>" + "".join(td(i, c) for i, c in enumerate(row)) + "</tr>" for row in rows]
     out.append("</table>")
     return "\n".join(out)
 

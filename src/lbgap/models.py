@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch.nn.functional as F
-import torchvision
 from torch import Tensor, nn
 
 from lbgap.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d
@@ -196,12 +195,16 @@ class WideResNet(nn.Module):
 def _resnet50(classes: int, width: float, ghost: int | None) -> nn.Module:
     if width != 1.0:
         raise ValueError("resnet50 has no width multiplier; set width: 1.0")
+    import torchvision  # imported here: it costs every job about 1.5 s of CPU at start
+
     return torchvision.models.resnet50(num_classes=classes, norm_layer=_bn2(ghost))
 
 
 def _alexnet(classes: int, width: float, ghost: int | None) -> nn.Module:
     if width != 1.0:
         raise ValueError("alexnet has no width multiplier; set width: 1.0")
+    import torchvision
+
     return torchvision.models.alexnet(num_classes=classes)
 
 
@@ -234,10 +237,12 @@ def build_model(
 
 def zero_init_last_bn(model: nn.Module) -> None:
     """Goyal et al.: gamma = 0 in the last batch norm of each residual block."""
+    from torchvision.models.resnet import Bottleneck
+
     for m in model.modules():
         if isinstance(m, BasicBlock):
             nn.init.zeros_(m.bn2.weight)
-        elif isinstance(m, torchvision.models.resnet.Bottleneck):
+        elif isinstance(m, Bottleneck):
             nn.init.zeros_(m.bn3.weight)
 
 

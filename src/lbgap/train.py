@@ -224,8 +224,8 @@ class Trainer:
                 loss = F.cross_entropy(self.net(xs), ys) / accum
                 loss.backward()
             total += loss.detach()
-        if measure_noise and len(idx) >= 2:
-            half = len(idx) // 2
+        half = self.noise_split(len(idx)) if measure_noise else 0
+        if half:
             g_small_sq = self.side_gradient_sq(x[:half], y[:half])
             big = len(idx) * self.ctx.world_size
             self.noise.update(g_small_sq, squared_grad_norm(params), half, big)
@@ -236,6 +236,16 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return distributed.all_reduce_mean(total)
+
+    def noise_split(self, n: int) -> int:
+        """Size of the small batch of the noise estimate: half of `n`, or 0 for no estimate.
+
+        With ghost batch norm it is a whole number of ghost batches, so that both passes
+        normalize the same chunks: a smaller batch-norm batch inflates the gradient norm and
+        biases |G|^2 below zero. A batch of fewer than two ghost batches gives no estimate.
+        """
+        ghost = self.spec.get("ghost_batch")
+        return ghost * (n // ghost // 2) if ghost else n // 2
 
     def side_gradient_sq(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """Squared norm of a small batch's gradient, leaving the run itself untouched.

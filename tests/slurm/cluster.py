@@ -138,12 +138,15 @@ def start_munged(workdir: Path) -> int | None:
     log = workdir / "munged.log"
     log.touch()
     shutil.chown(log, "munge", "munge")
-    proc = subprocess.Popen(
-        ["munged", "--foreground", f"--log-file={log}"],
-        user="munge",
-        group="munge",
-        start_new_session=True,
-    )
+    with (workdir / "munged.out").open("w") as out:
+        proc = subprocess.Popen(
+            ["munged", "--foreground", f"--log-file={log}"],
+            user="munge",
+            group="munge",
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     wait_for(munge_works, 10, "munged did not answer")
     return proc.pid
 

@@ -1,9 +1,10 @@
 """Table cells shared by the paper modules: one variant's numbers, ours and the paper's.
 
 Every table names its CSV columns the same way, `{variant}_{quantity}_{stat}`: `_mean`, `_std`
-(sample std over seeds) and `_n` (finished seeds) for ours, `_paper_mean` and `_paper_std` for
-the paper's, and `{variant}_diverged` for seeds that diverged. A reader (the claims) can then
-compare variants of one row, or run a t-test from mean, std and n, without knowing the paper.
+(sample std over seeds), `_n` (finished seeds) and `_values` (per seed, `;`-separated) for
+ours, `_paper_mean` and `_paper_std` for the paper's, and `{variant}_diverged` for seeds that
+diverged. A reader (the claims) can then compare variants of one row, or run a t-test, without
+knowing the paper.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def dirs_of(exp: dict, variant: str) -> list[str]:
 def measured(
     dirs: list[str], prefix: str, key: str = "test_acc", error: bool = False
 ) -> tuple[dict, str]:
-    """Our final `key` over seeds as CSV columns and a Markdown cell.
+    """Our final `key` over seeds as CSV columns (with the per-seed values, `;`-separated, in
+    seed order) and a Markdown cell.
 
     With `error`, the quantity is 100 - accuracy (top-1 error %, as Goyal et al. report it);
     the std is the same either way.
@@ -35,10 +37,14 @@ def measured(
     stats, diverged = results.final_metric(dirs, key)
     if error and stats["n"]:
         stats = {**stats, "mean": 100.0 - stats["mean"]}
+    runs = results.summaries(dirs) if dirs else []
+    seeds = [r["final"][key] for r in runs if r["status"] == "completed"]
+    seeds = [100.0 - v if error else v for v in seeds if v is not None]
     cols = {
         f"{prefix}_mean": stats["mean"],
         f"{prefix}_std": stats["std"],
         f"{prefix}_n": stats["n"],
+        f"{prefix}_values": ";".join(f"{v:.4f}" for v in seeds),
     }
     cell = results.format_cell(stats, diverged) if dirs else "not run"
     return cols, cell
@@ -64,16 +70,15 @@ def run_totals(dirs: list[str]) -> dict:
     return out
 
 
-def final_column(dirs: list[str], column: str) -> float | None:
-    """Mean over seeds of a metrics.csv column's last finite value (None if none has one)."""
+def median_column(dirs: list[str], column: str) -> float | None:
+    """Median over every epoch and seed of a metrics.csv column's finite values (None if none)."""
     values = []
     for d in dirs:
         frame = pd.read_csv(Path(d) / "metrics.csv")
         if column in frame:
-            finite = frame[column][np.isfinite(frame[column].astype(float))]
-            if len(finite):
-                values.append(float(finite.iloc[-1]))
-    return float(np.mean(values)) if values else None
+            col = frame[column].astype(float)
+            values += col[np.isfinite(col)].tolist()
+    return float(np.median(values)) if values else None
 
 
 def spec_of(dirs: list[str]) -> dict | None:

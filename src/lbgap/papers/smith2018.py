@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from lbgap import figures, results
 from lbgap.papers import Product
-from lbgap.papers.cells import dirs_of, diverged, fmt_int, measured, quoted, run_totals
+from lbgap.papers.cells import dirs_of, diverged, fmt_int, measured, quoted, run_totals, spec_of
 
 PAPER = "smith2018"
 SCHEDULES = {
@@ -22,6 +22,8 @@ SCHEDULES = {
     "hybrid": "hybrid",
     "increasing_batch": "increasing batch size",
 }
+# Schedules coincide until their first milestone: line styles keep every one visible.
+STYLES = {"decaying_lr": {"ls": "-"}, "hybrid": {"ls": "--"}, "increasing_batch": {"ls": ":"}}
 
 
 def _final_batch(dirs: list[str]) -> int | None:
@@ -99,19 +101,23 @@ def schedules(plan: dict) -> Figure:
     fig, axes = _grid(len(ran), 3)
     for (ax_lr, ax_b, ax_g), exp in zip(axes, ran.values(), strict=False):
         for v, schedule in SCHEDULES.items():
-            frame = results.metrics(dirs_of(exp, v)[:1])  # the same schedule for every seed
+            dirs = dirs_of(exp, v)[:1]  # the same schedule for every seed
+            frame = results.metrics(dirs)
             if frame.empty:
                 continue
+            spec = spec_of(dirs)
+            momentum = spec["optimizer"].get("momentum", 0.0)
+            frame["g"] = frame["lr"] * spec["n_train"] / (frame["batch"] * (1 - momentum))
             x = np.concatenate([[0], frame["epoch"]])
-            for ax, col in ((ax_lr, "lr"), (ax_b, "batch"), (ax_g, "noise_scale")):
+            for ax, col in ((ax_lr, "lr"), (ax_b, "batch"), (ax_g, "g")):
                 y = np.concatenate([[frame[col].iloc[0]], frame[col]])
-                ax.plot(x, y, drawstyle="steps-pre", label=schedule)
+                ax.plot(x, y, drawstyle="steps-pre", label=schedule, lw=1.6, **STYLES[v])
         ax_lr.set(yscale="log", ylabel="learning rate", title=f"{exp['label']}: learning rate")
         ax_b.set(yscale="log", ylabel="batch size (samples)", title="batch size")
         ax_g.set(
             yscale="log",
-            ylabel="g = eps (N/B - 1) / (1 - m)",
-            title="SGD noise scale g (for Adam: same formula)",
+            ylabel="g = eps N / (B (1 - m))",
+            title="noise scale g (SGD's; for Adam the same formula)",
         )
         for ax in (ax_lr, ax_b, ax_g):
             ax.set_xlabel("epoch")
@@ -134,8 +140,8 @@ def accuracy_curves(plan: dict) -> Figure:
             if frame.empty:
                 continue
             label = f"{schedule} ({frame['seed'].nunique()} seeds)"
-            figures._band(ax_e, frame, "epoch", "test_acc", label)
-            figures._band(ax_u, frame, "updates", "test_acc", label)
+            figures._band(ax_e, frame, "epoch", "test_acc", label, **STYLES[v])
+            figures._band(ax_u, frame, "updates", "test_acc", label, **STYLES[v])
         ax_e.set(xlabel="epoch", title=f"{exp['label']}: vs epochs")
         ax_u.set(xlabel="parameter updates", title=f"{exp['label']}: vs updates")
         for ax in (ax_e, ax_u):
@@ -145,7 +151,7 @@ def accuracy_curves(plan: dict) -> Figure:
     if not ran:
         axes[0, 0].text(0.5, 0.5, "no experiment runs at this scale", ha="center")
     fig.suptitle(
-        f"Test accuracy, mean ± std over seeds (scale={plan['scale']}); the paper: the three "
+        f"Test accuracy, mean ± std over seeds (scale={plan['scale']})\nthe paper: the three "
         "schedules reach equivalent accuracy, growing the batch with fewer updates",
         fontsize=10,
     )

@@ -1,0 +1,250 @@
+"""Workflow: time to build the paper-scale DAG, and the quick-scale reproduction with rule shares.
+
+Default (fast, what `make bench` runs): `snakemake -n reproduce_all --config scale=paper` in a
+temporary folder (the repository's Snakefile, a copy of config.yaml), repeated; target < 10 s.
+`--reproduce` also runs what `make reproduce` runs after set-up
+(`snakemake --cores all reproduce_all --config scale=quick`) in a temporary copy of this
+checkout without any results, and reports its wall time (target <= 15 min on 2 cores) and each
+rule's share, from the jobs' benchmark files (rules with a `benchmark:` directive) and from
+Snakemake's log (every rule, 1-s resolution). `--from-run DIR` reports the shares of a finished
+run in DIR instead (its results/**/benchmark.tsv and newest .snakemake/log).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import _common
+
+ROOT = _common.ROOT
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+DAG_TARGET_S = 10.0
+REPRODUCE_TARGET_S = 15 * 60.0
+# Never copied into the throw-away clone: environments, caches and every output of a run.
+NOT_COPIED = (".venv", "results", "logs", ".snakemake", "data", ".pytest_cache", ".ruff_cache")
+
+
+# ---------------------------------------------------------------- the paper-scale DAG
+def time_dry_run(scale: str) -> tuple[float, int]:
+    """(seconds, jobs) of one dry run of reproduce_all at `scale` in a fresh folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy2(ROOT / "config.yaml", Path(tmp) / "config.yaml")
+        cmd = [SNAKEMAKE, "-n", "reproduce_all", "-s", str(ROOT / "Snakefile"),
+               "--directory", tmp, "--configfile", f"{tmp}/config.yaml",
+               "--config", f"scale={scale}"]  # fmt: skip
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
+        seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"dry run failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+    jobs = re.search(r"^total\s+(\d+)", proc.stdout + proc.stderr, re.M)
+    return seconds, int(jobs.group(1)) if jobs else -1
+
+
+def bench_dag(repeats: int) -> dict:
+    times, jobs = [], -1
+    for _ in range(repeats):
+        seconds, jobs = time_dry_run("paper")
+        times.append(seconds)
+    med = statistics.median(times)
+    print(
+        f"paper-scale dry run: {med:.1f} s median of {repeats} "
+        f"[{min(times):.1f}, {max(times):.1f}], {jobs} jobs  "
+        f"{'met' if med < DAG_TARGET_S else 'MISSED'} (target < {DAG_TARGET_S:.0f} s)",
+        flush=True,
+    )
+    return {
+        "command": "snakemake -n reproduce_all --config scale=paper",
+        "seconds": _common.spread(times),
+        "jobs": jobs,
+        "target_s": DAG_TARGET_S,
+        "met": med < DAG_TARGET_S,
+    }
+
+
+# ---------------------------------------------------------------- rule shares
+def benchmark_patterns(root: Path) -> dict[str, re.Pattern]:
+    """Rule name -> regex of its `benchmark:` path, read from the workflow's rule files.
+
+    Handles plain strings and f-strings built from module-level string constants
+    (`RUN_DIR = "results/{paper}/..."`); each {wildcard} becomes one path component.
+    """
+    texts = [smk.read_text() for smk in sorted((root / "workflow" / "rules").glob("*.smk"))]
+    consts = {
+        m.group(1): m.group(2)
+        for text in texts
+        for m in re.finditer(r'^([A-Z_][A-Z0-9_]*) = "([^"]*)"', text, re.M)
+    }
+    patterns = {}
+    for text in texts:
+        for m in re.finditer(r"^rule (\w+):(.*?)(?=^rule |\Z)", text, re.M | re.S):
+            bench = re.search(r"^\s+benchmark:\s*\n?\s*(f?)\"([^\"]+)\"", m.group(2), re.M)
+            if not bench:
+                continue
+            path = bench.group(2)
+            if bench.group(1):  # f-string: constants in, {{wildcard}} -> {wildcard}
+                path = re.sub(r"(?<!\{)\{([A-Z_][A-Z0-9_]*)\}(?!\})", lambda c: consts[c[1]], path)
+                path = path.replace("{{", "{").replace("}}", "}")
+            parts = re.split(r"\{[^}]+\}", path)
+            patterns[m.group(1)] = re.compile("[^/]+".join(map(re.escape, parts)) + "$")
+    return patterns
+
+
+def shares_from_benchmarks(root: Path) -> dict:
+    """Seconds per rule summed over its jobs' benchmark.tsv files, and each rule's share."""
+    patterns = benchmark_patterns(root)
+    seconds: dict[str, float] = defaultdict(float)
+    jobs: dict[str, int] = defaultdict(int)
+    tops = {pat.pattern.split("/", 1)[0] for pat in patterns.values()}  # e.g. "results"
+    files = [
+        p for top in sorted(tops) if (root / top).is_dir() for p in (root / top).rglob("*.tsv")
+    ]
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        rule = next((r for r, pat in patterns.items() if pat.match(rel)), None)
+        if rule is None:
+            continue
+        rows = path.read_text().splitlines()
+        if len(rows) < 2:
+            continue
+        seconds[rule] += float(rows[1].split("\t")[0])
+        jobs[rule] += 1
+    total = sum(seconds.values())
+    return {
+        rule: {"jobs": jobs[rule], "seconds": s, "share": s / total if total else None}
+        for rule, s in sorted(seconds.items(), key=lambda kv: -kv[1])
+    }
+
+
+STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+
+
+def shares_from_log(log: Path) -> dict:
+    """Per-rule job-seconds from Snakemake's log (job start and finish stamps), and wall time."""
+    stamp, started, rule_secs = None, {}, defaultdict(float)
+    rule_jobs: dict[str, int] = defaultdict(int)
+    first = last = None
+    for line in log.read_text().splitlines():
+        m = STAMP.match(line.strip())
+        if m:
+            stamp = datetime.datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y")
+            first, last = first or stamp, stamp
+            continue
+        if stamp is None:
+            continue
+        start = re.match(r"^(?:Job (\d+):|\s+jobid: (\d+)$)", line)
+        if start:
+            started.setdefault(start.group(1) or start.group(2), stamp)
+        done = re.match(r"^Finished jobid: (\d+) \(Rule: (\w+)\)", line)
+        if done and done.group(1) in started:
+            rule_secs[done.group(2)] += (stamp - started[done.group(1)]).total_seconds()
+            rule_jobs[done.group(2)] += 1
+    total = sum(rule_secs.values())
+    wall = (last - first).total_seconds() if first and last else None
+    return {
+        "log": log.name,
+        "wall_s": wall,
+        "rules": {
+            r: {"jobs": rule_jobs[r], "seconds": s, "share": s / total if total else None}
+            for r, s in sorted(rule_secs.items(), key=lambda kv: -kv[1])
+        },
+    }
+
+
+def report_run(root: Path) -> dict:
+    logs = sorted((root / ".snakemake" / "log").glob("*.snakemake.log"))
+    result = {"benchmark_files": shares_from_benchmarks(root)}
+    if logs:
+        result["log"] = shares_from_log(logs[-1])
+    for rule, r in result["benchmark_files"].items():
+        print(
+            f"  benchmark files {rule:20s} {r['jobs']:4d} jobs {r['seconds']:8.1f} s "
+            f"{r['share']:6.1%}"
+        )
+    for rule, r in result.get("log", {}).get("rules", {}).items():
+        print(
+            f"  snakemake log   {rule:20s} {r['jobs']:4d} jobs {r['seconds']:8.0f} s "
+            f"{r['share']:6.1%}"
+        )
+    return result
+
+
+# ---------------------------------------------------------------- the quick reproduction
+def clone(dest: Path) -> Path:
+    """This checkout's files (committed or not), without environments and outputs."""
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        top = Path(folder).resolve() == ROOT
+        skip = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
+        if top:
+            skip |= {n for n in names if n in NOT_COPIED}
+        if Path(folder).resolve() in (ROOT / "reports" / "tables", ROOT / "reports" / "figures"):
+            skip |= {n for n in names if n != ".gitkeep"}
+        return skip
+
+    shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True)
+    return dest
+
+
+def bench_reproduce(cores: str, keep: Path | None) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="lbgap-reproduce-"))
+    work = clone(tmp / "lbgap")
+    cmd = [SNAKEMAKE, "--cores", cores, "reproduce_all", "--config", "scale=quick"]
+    print(f"running `{' '.join(cmd[1:])}` in a fresh copy ({work})", flush=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    with _common.Timer() as t:
+        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"reproduction failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+    print(
+        f"quick reproduction: {t.wall / 60:.1f} min  "
+        f"{'met' if t.wall <= REPRODUCE_TARGET_S else 'MISSED'} (target <= 15 min)",
+        flush=True,
+    )
+    shares = report_run(work)
+    if keep:
+        shutil.copytree(work, keep, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git"))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "command": " ".join(cmd[1:]) + " (what `make reproduce` runs after set-up)",
+        "cores": cores,
+        "wall_s": t.wall,
+        "target_s": REPRODUCE_TARGET_S,
+        "met": t.wall <= REPRODUCE_TARGET_S,
+        **shares,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _common.parser(__doc__.splitlines()[0], "workflow")
+    p.add_argument("--repeats", type=int, default=3, help="dry runs of the paper-scale DAG")
+    p.add_argument("--reproduce", action="store_true", help="also run the quick reproduction")
+    p.add_argument("--cores", default="all", help="snakemake --cores for --reproduce")
+    p.add_argument("--keep", type=Path, default=None, help="copy the reproduction here")
+    p.add_argument("--from-run", type=Path, default=None, help="shares of a finished run")
+    args = p.parse_args(argv)
+    machine = _common.machine_info()
+    old = _common.load_json(args.out) if args.out.exists() else {}
+    payload = {"dag": bench_dag(args.repeats)}
+    if args.reproduce:
+        payload["reproduce"] = {**bench_reproduce(args.cores, args.keep), "measured": machine}
+    elif "reproduce" in old:  # keep the last (slow) reproduction's numbers
+        payload["reproduce"] = old["reproduce"]
+    if args.from_run:
+        payload["from_run"] = {"folder": str(args.from_run), **report_run(args.from_run)}
+    _common.write_result(args.out, "workflow", payload, machine)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""The benchmark scripts run and write their JSON; no timing is asserted (see benchmarks/)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"))
+
+
+def run(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(BENCH / script), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_every_benchmark_is_a_script_with_help():
+    assert {"bench_train_step.py", "bench_sharpness.py", "bench_workflow.py"} <= set(SCRIPTS)
+    code = (
+        "import sys, runpy; sys.path.insert(0, sys.argv[1]); sys.argv = [sys.argv[2], '--help']\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    for script in SCRIPTS:  # one interpreter per script, as `python benchmarks/<name>.py`
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(BENCH), str(BENCH / script)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, f"{script}: {proc.stderr[-1000:]}"
+        assert "usage:" in proc.stdout, script
+
+
+def test_train_step_benchmark_writes_its_json(tmp_path):
+    out = tmp_path / "train_step.json"
+    proc = run(
+        "bench_train_step.py", "--cases", "F1@256", "--width", "0.05", "--rounds", "2",
+        "--round-seconds", "0.01", "--n-train", "512", "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["benchmark"] == "train_step"
+    assert {"torch", "cpu_count", "torch_threads"} <= set(result["machine"])
+    case = result["cases"]["F1@256"]
+    assert {"ratio", "ratio_wall", "ratio_cpu_time", "met", "target"} <= set(case)
+    assert case["ratio"] > 0 and len(case["ratio_wall"]["per_round"]) == 2
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_gpu_benchmark_says_it_was_skipped(tmp_path):
+    out = tmp_path / "gpu.json"
+    proc = run("bench_gpu.py", "--out", str(out))
+    assert proc.returncode == 0 and "skipped: no GPU" in proc.stdout
+    assert json.loads(out.read_text())["skipped"] is True
+
+
+def test_gpu_benchmark_code_path_on_cpu(tmp_path):
+    out = tmp_path / "gpu_cpu.json"
+    proc = run(
+        "bench_gpu.py", "--device", "cpu", "--configs", "resnet20:cifar10:2",
+        "--variants", "fp32", "bf16+channels_last", "--steps", "1", "--warmup", "0",
+        "--repeats", "1", "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    config = json.loads(out.read_text())["configs"]["resnet20:cifar10:2"]
+    assert config["flops_per_step"] > 0
+    for variant in ("fp32", "bf16+channels_last"):
+        assert config["variants"][variant]["images_per_s"] > 0
+        assert config["variants"][variant]["mfu"] is None  # no peak known for a CPU

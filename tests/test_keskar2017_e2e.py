@@ -1,0 +1,118 @@
+"""Keskar et al. 2017 end to end at a tiny scale: `snakemake keskar2017` in a temporary folder.
+
+500 digits, seed 0, 3 epochs, a quarter of F1's width, one extra sweep point and one warm start;
+every table must hold the numbers of the run folders' own result files.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import run_snakemake, write_config
+
+from lbgap import analysis_files as files
+from lbgap import outputs
+
+pytestmark = pytest.mark.e2e
+
+PAPER = "keskar2017"
+F1 = "results/keskar2017/F1"
+
+
+def tiny(config: dict) -> dict:
+    cfg = copy.deepcopy(config)
+    cfg["scales"]["quick"].update(train_size=500, test_size=200, seeds=[0], width=0.25)
+    cfg["papers"] = {PAPER: cfg["papers"][PAPER]}
+    paper = cfg["papers"][PAPER]
+    paper["analysis"]["hessian"]["hutchinson_samples"] = {"quick": 4, "small": 4, "paper": 4}
+    for exp in paper["experiments"].values():
+        exp["epochs"] = {**exp["epochs"], "quick": 3}
+    paper["experiments"]["F1"]["save_epochs"] = {"quick": [1, 2], "small": [1], "paper": [1]}
+    sweep = paper["experiments"]["F1_batch_sweep"]["variants"]
+    for name in [n for n in sweep if n != "25pct"]:
+        del sweep[name]
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, repo_config) -> Path:
+    workdir = tmp_path_factory.mktemp("keskar")
+    write_config(workdir, tiny(repo_config))
+    out = run_snakemake(workdir, "--cores", "2", PAPER, timeout=600)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    return workdir
+
+
+def read(workdir: Path, path: str) -> dict:
+    return json.loads((workdir / path).read_text())
+
+
+def test_every_table_and_figure_is_built(run):
+    missing = [f for f in outputs.files(PAPER) if not (run / f).stat().st_size]
+    assert not missing
+    assert (run / "reports/figures/keskar2017_parametric_C4.png").stat().st_size > 5_000
+
+
+def test_tables_hold_the_run_folders_numbers(run):
+    table2 = pd.read_csv(run / "reports/tables/keskar2017_table2.csv").set_index("network")
+    table3 = pd.read_csv(run / "reports/tables/keskar2017_table3.csv").set_index("experiment")
+    table4 = pd.read_csv(run / "reports/tables/keskar2017_table4.csv").set_index("experiment")
+    hessian = pd.read_csv(run / "reports/tables/keskar2017_hessian.csv").set_index("experiment")
+    for regime in ("SB", "LB"):
+        d = f"{F1}/{regime}/seed0"
+        summary = read(run, f"{d}/summary.json")
+        assert table2.loc["F1", f"test_{regime}_mean"] == pytest.approx(
+            summary["final"]["test_acc"]
+        )
+        for eps, label in ((1e-3, "1e-3"), (5e-4, "5e-4")):
+            for table, space in ((table3, "full"), (table4, "sub100")):
+                result = read(run, files.sharpness(d, space, eps))
+                assert table.loc["F1", f"{regime}_phi_{label}_mean"] == pytest.approx(result["phi"])
+                assert table.loc["F1", f"{regime}_phi_{label}_n"] == 1
+                assert result["max_iter"] == 10 and 1 <= result["iterations"] <= 10
+                assert result["f_max"] >= result["f_x"] and result["phi"] >= 0
+                assert result["bn_eval"] == "running" and result["wall_time_s"] > 0
+                # f(x) is the run's own final training loss: same loss, same data, same mode
+                assert result["f_x"] == pytest.approx(summary["final"]["train_loss"], rel=1e-4)
+        hess = read(run, files.hessian(d))
+        assert hessian.loc["F1", f"{regime}_lambda_max_mean"] == pytest.approx(
+            hess["top_eigenvalue"]
+        )
+        assert hessian.loc["F1", f"{regime}_trace_mean"] == pytest.approx(hess["trace"])
+        assert hess["n_samples"] == 4
+    assert table3.loc["F1", "SB_phi_1e-3_paper_mean"] == 1.23
+    assert table3.loc["C1", "note"] == "needs cifar10: run with scale=small"
+
+
+def test_phi_along_training_reuses_the_final_phi(run):
+    for regime in ("SB", "LB"):
+        d = f"{F1}/{regime}/seed0"
+        frame = pd.read_csv(run / files.training_sharpness(d))
+        assert list(frame["epoch"]) == [1, 2, 3]
+        final = read(run, files.sharpness(d, "full", 1e-3))
+        assert frame["phi"].iloc[-1] == pytest.approx(final["phi"])
+        metrics = pd.read_csv(run / d / "metrics.csv").set_index("epoch")
+        for row in frame.itertuples():
+            assert row.f_x == pytest.approx(metrics.loc[row.epoch, "train_loss"], rel=1e-4)
+
+
+def test_parametric_line_and_warm_start(run):
+    line = pd.read_csv(run / files.parametric(PAPER, "F1", 0))
+    assert line["alpha"].iloc[0] == -1 and line["alpha"].iloc[-1] == 2 and len(line) == 25
+    assert (line[["train_acc", "test_acc"]].between(0, 100)).all().all()
+    warm = read(run, "results/keskar2017/F1_warmstart/k2/seed0/summary.json")["spec"]
+    assert warm["init_checkpoint"] == f"{F1}/SB/seed0/checkpoint_epoch2.pt"
+    assert (run / warm["init_checkpoint"]).exists()
+    assert not (run / "results/keskar2017/F1_warmstart/k5").exists()  # needs 5 SB epochs
+
+
+def test_one_product_rebuilds_alone(run):
+    table = run / "reports/tables/keskar2017_table4.csv"
+    table.unlink()
+    plan = run_snakemake(run, "--cores", "1", str(table.relative_to(run)), "-n", "--quiet", "rules")
+    jobs = [ln.split()[0] for ln in plan.stdout.splitlines()[2:] if ln.strip()]
+    assert jobs and set(jobs) <= {"table", "total"}, plan.stdout
