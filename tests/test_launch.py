@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -25,12 +26,17 @@ def test_one_node_is_standalone_torchrun():
     assert cmd[-6:] == ["-m", "lbgap.train", *TRAIN]
 
 
+def fake_tool(folder: Path, name: str, body: str) -> None:
+    script = folder / name
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+
+
 @pytest.fixture
 def fake_scontrol(tmp_path, monkeypatch) -> None:
-    """`scontrol show hostnames` answering for a two-node allocation."""
-    script = tmp_path / "scontrol"
-    script.write_text('#!/bin/sh\n[ "$3" = "gpu[07-08]" ] && printf "gpu07\\ngpu08\\n"\n')
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    """`scontrol show hostnames` and `squeue -j 4711` answering for a two-node allocation."""
+    fake_tool(tmp_path, "scontrol", '[ "$3" = "gpu[07-08]" ] && printf "gpu07\\ngpu08\\n"')
+    fake_tool(tmp_path, "squeue", '[ "$3" = 4711 ] && [ "$5" = "%N %D" ] && echo "gpu[07-08] 2"')
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
 
 
@@ -46,6 +52,12 @@ def test_several_nodes_meet_at_the_first_node(fake_scontrol):
     assert "--nnodes=2" in torchrun and "--rdzv-backend=c10d" in torchrun
     assert "--rdzv-endpoint=gpu07:30211" in torchrun and "--rdzv-id=lbgap4711" in torchrun
     assert "--standalone" not in torchrun
+
+
+def test_allocation_from_squeue_when_the_plugin_cleared_it(fake_scontrol):
+    """The SLURM plugin removes SLURM_JOB_NODELIST and SLURM_JOB_NUM_NODES from jobs' commands."""
+    cmd = launch.command(args("--nodes", "2"), {"SLURM_JOB_ID": "4711"})
+    assert "--nnodes=2" in cmd and "--rdzv-endpoint=gpu07:30211" in cmd
 
 
 def test_rendezvous_port_can_be_set(fake_scontrol):
@@ -94,7 +106,7 @@ def test_cpu_job_is_one_task_with_all_threads():
     res = {"threads": 1, "gpus": 0, "tasks": 2, "nodes": 1, "mem_mb": 2000, "runtime": 30}
     job = launch.job_resources(res)
     assert job == {
-        "gpu": 0, "gres": "", "nodes": 1, "tasks": 1, "tasks_per_gpu": 0,
+        "mpi": None, "gpu": 0, "gres": "", "nodes": 1, "tasks": 1, "tasks_per_gpu": 0,
         "cpus_per_task": 2, "mem_mb": 2000, "runtime": 30,
     }  # fmt: skip
 
@@ -108,6 +120,7 @@ def test_gpu_jobs_on_one_and_several_nodes():
         {"threads": 8, "gpus": 8, "tasks": 8, "nodes": 4, "mem_mb": 64000, "runtime": 1440}
     )
     assert (four["gpu"], four["gres"], four["tasks"], four["nodes"]) == (0, "gpu:8", 4, 4)
+    assert one["mpi"] is None and four["mpi"]  # several nodes: srun from the batch script
 
 
 def test_plugin_builds_the_intended_sbatch_call():
@@ -123,7 +136,8 @@ def test_plugin_builds_the_intended_sbatch_call():
         threads = 64
 
         def __init__(self, res: dict) -> None:
-            self.resources = Resources(launch.job_resources(res))
+            job = launch.job_resources(res)
+            self.resources = Resources({k: v for k, v in job.items() if v is not None})
 
     params = {"run_uuid": "u", "slurm_logfile": "l", "comment_str": "c", "account": "",
               "partition": "", "workdir": ""}  # fmt: skip
@@ -135,6 +149,7 @@ def test_plugin_builds_the_intended_sbatch_call():
     multi = Job({**res, "nodes": 2})
     call = get_submit_command(multi, params) + set_gres_string(multi)
     assert "--gres=gpu:8" in call and "--nodes=2" in call and "--gpus" not in call
+    assert "--ntasks=2" in call and "ntasks-per-gpu" not in call
     cpu = Job({**res, "gpus": 0, "tasks": 2, "threads": 1})
     call = get_submit_command(cpu, params) + set_gres_string(cpu)
     assert "--ntasks=1" in call and "--cpus-per-task=2" in call and "gpu" not in call

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -324,9 +325,16 @@ def test_job_asking_for_a_gpu_fails_with_slurms_message(cluster, runs, tmp_path)
 
 
 def job_script(path: Path, launch: list[str]) -> Path:
-    """What the plugin does: the job's command in a one-task step (`srun -n1`)."""
-    quoted = " ".join(f"'{a}'" for a in launch)
-    path.write_text(f"#!/bin/sh\nexec srun -n1 -c2 {quoted}\n")
+    """What the plugin does with a job that has the `mpi` resource (the train rule's on several
+    nodes): the command in the batch script, SLURM_* variables cleared but the job id."""
+    keep = "SLURM_JOB_ID|SLURM_JOBID|SLURM_CLUSTER_NAME|SLURM_SUBMIT_DIR|SLURM_SUBMIT_HOST"
+    path.write_text(
+        "#!/bin/sh\n"
+        "for v in $(env | sed -n 's/^\\(SLURM_[A-Z0-9_]*\\)=.*/\\1/p'); do\n"
+        f"  case $v in {keep}) ;; *) unset $v ;; esac\n"
+        "done\n"
+        f"exec {shlex.join(launch)}\n"
+    )
     return path
 
 
@@ -362,9 +370,9 @@ def signal_when(job_id: str, out: Path, line: str, seconds: float = 300) -> bool
 
 @pytest.mark.slurm
 def test_two_gloo_ranks_in_a_job_preempted_equal_a_local_run(cluster, runs, tmp_path):
-    """torchrun with 2 CPU processes in a SLURM job step, through the multi-node path (srun
-    with one task per node, c10d rendezvous at the first node): signalled mid-run, resumed by a
-    second job, it ends like an uninterrupted local standalone run."""
+    """torchrun with 2 CPU processes in a SLURM job, through the multi-node path (the batch
+    script's srun with one task per node, c10d rendezvous at the first node): signalled mid-run
+    as before a time limit, resumed by a second job, it ends like an uninterrupted local run."""
     spec = json.loads((runs.slurm / PREEMPTED / "summary.json").read_text())["spec"]
     spec["schedule"]["epochs"] = 8
     spec["data"] = str(runs.slurm / spec["data"])

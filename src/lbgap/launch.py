@@ -4,11 +4,16 @@ One process per GPU (NCCL) or `--nproc-per-node` processes on CPU (gloo). A job 
 nodes of a SLURM allocation starts one torchrun per node with `srun` (one task per node); the
 torchruns meet at the allocation's first node (c10d rendezvous) and the world size is
 nodes x processes per node. The launcher replaces itself with torchrun (exec), so the signals
-SLURM sends before a time limit or on preemption reach torchrun, which passes them on to the
-training processes; those checkpoint and exit, and a rerun resumes.
+SLURM sends before a time limit reach torchrun, which passes them on to the training
+processes; those checkpoint and exit, and a rerun resumes.
 
-Environment read: SLURM_JOB_ID, SLURM_JOB_NODELIST, SLURM_JOB_NUM_NODES (set by SLURM);
-LBGAP_RDZV_PORT (the rendezvous port, default 29500 + job id mod 1000). Set for torchrun:
+That `srun` must not run inside a job step that SLURM signals: srun answers SIGTERM by killing
+its tasks at once, before they can checkpoint. So multi-node jobs carry the `mpi` resource,
+with which the SLURM plugin runs the job's command in the batch script, not in a step.
+
+Environment read: SLURM_JOB_ID, SLURM_JOB_NODELIST, SLURM_JOB_NUM_NODES (set by SLURM; the
+plugin removes the last two, then they come from squeue), SLURM_STEP_ID (a warning if set on
+several nodes), LBGAP_RDZV_PORT (the rendezvous port, default 29500 + job id mod 1000). Set:
 OMP_NUM_THREADS (--threads) and TORCHELASTIC_SIGNALS_TO_HANDLE (SIGUSR1 added to the default
 SIGTERM, SIGINT, SIGHUP, SIGQUIT). torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
 MASTER_PORT for lbgap.train.
@@ -31,10 +36,13 @@ def job_resources(res: dict) -> dict:
     One SLURM task per node, since torchrun starts the per-GPU (or per-CPU-share) processes
     itself: `tasks` = nodes, `cpus_per_task` = all the node's threads. GPUs are `gpu` (the
     plugin's `--gpus`) on one node and `gres` (`--gres=gpu:N`, per node) on several;
-    `tasks_per_gpu` 0 keeps the plugin from adding `--ntasks-per-gpu`.
+    `tasks_per_gpu` 0 keeps the plugin from adding `--ntasks-per-gpu`. On several nodes `mpi`
+    makes the plugin run the command in the batch script, where the launcher's srun starts
+    the per-node torchruns (None: no such resource).
     """
     per_node, nodes, gpus = res["tasks"], res["nodes"], res["gpus"]
     return {
+        "mpi": "srun" if nodes > 1 else None,
         "gpu": gpus if nodes == 1 else 0,
         "gres": f"gpu:{gpus}" if gpus and nodes > 1 else "",
         "nodes": nodes,
@@ -46,15 +54,19 @@ def job_resources(res: dict) -> dict:
     }
 
 
-def first_slurm_node(env: Mapping[str, str]) -> str:
+def allocation(env: Mapping[str, str]) -> tuple[str, int]:
+    """The job's node list and node count, from the environment or else from squeue."""
+    if env.get("SLURM_JOB_NODELIST") and env.get("SLURM_JOB_NUM_NODES"):
+        return env["SLURM_JOB_NODELIST"], int(env["SLURM_JOB_NUM_NODES"])
+    cmd = ["squeue", "-h", "-j", env["SLURM_JOB_ID"], "-o", "%N %D"]
+    nodelist, count = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
+    return nodelist, int(count)
+
+
+def first_node(nodelist: str) -> str:
     """The rendezvous host: the first node of the allocation."""
-    out = subprocess.run(
-        ["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.split()[0]
+    cmd = ["scontrol", "show", "hostnames", nodelist]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()[0]
 
 
 def rdzv_port(env: Mapping[str, str]) -> int:
@@ -64,15 +76,13 @@ def rdzv_port(env: Mapping[str, str]) -> int:
     return 29500 + int(env.get("SLURM_JOB_ID", "0")) % 1000
 
 
-def allocation_nodes(requested: int, env: Mapping[str, str]) -> int:
-    """Nodes of the SLURM allocation; the job must have asked for what the rule says."""
-    nodes = int(env.get("SLURM_JOB_NUM_NODES", requested))
-    if nodes != requested:
+def check_nodes(requested: int, allocated: int) -> None:
+    """The job must have the nodes the run was planned for (the world size depends on it)."""
+    if allocated != requested:
         raise SystemExit(
-            f"launch: the allocation has {nodes} node(s) but the run asks for {requested}; "
+            f"launch: the allocation has {allocated} node(s) but the run asks for {requested}; "
             "check the job's `nodes` resource"
         )
-    return nodes
 
 
 def torchrun_command(
@@ -93,7 +103,7 @@ def torchrun_command(
 
 
 def srun_command(nnodes: int, cpus_per_node: int) -> list[str]:
-    """One torchrun per node, sharing the resources of the step this launcher runs in."""
+    """One torchrun per node; `--overlap` lets it share a step's resources when run from one."""
     return [
         "srun",
         "--overlap",
@@ -119,8 +129,11 @@ def command(args: argparse.Namespace, env: Mapping[str, str]) -> list[str]:
             "launch: several nodes are started with srun inside a SLURM job; "
             "outside SLURM, run torchrun on each node yourself"
         )
-    nnodes = allocation_nodes(args.nodes, env)
-    endpoint = f"{first_slurm_node(env)}:{rdzv_port(env)}"
+    nodelist, nnodes = allocation(env)
+    check_nodes(args.nodes, nnodes)
+    if "SLURM_STEP_ID" in env and nnodes > 1:
+        print("launch: warning: inside a job step a SIGTERM ends the run unsaved", flush=True)
+    endpoint = f"{first_node(nodelist)}:{rdzv_port(env)}"
     torchrun = torchrun_command(
         args.nproc_per_node, nnodes, args.train_args, endpoint, f"lbgap{env['SLURM_JOB_ID']}"
     )

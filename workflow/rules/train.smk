@@ -26,10 +26,12 @@ rule train:
         nproc=lambda wc: run_resources(wc)["tasks"],
     threads: lambda wc: run_resources(wc)["threads"] * run_resources(wc)["tasks"]
     retries: config["retries"]
-    # One SLURM task (one torchrun) per node; see lbgap.launch.job_resources.
+    # One SLURM task (one torchrun) per node; several nodes: `mpi`, so that the launcher's srun
+    # runs in the batch script (see lbgap.launch.job_resources).
     resources:
         gpu=lambda wc: job_resources(run_resources(wc))["gpu"],
         gres=lambda wc: job_resources(run_resources(wc))["gres"],
+        mpi=lambda wc: job_resources(run_resources(wc))["mpi"],
         tasks=lambda wc: job_resources(run_resources(wc))["tasks"],
         tasks_per_gpu=lambda wc: job_resources(run_resources(wc))["tasks_per_gpu"],
         nodes=lambda wc: job_resources(run_resources(wc))["nodes"],
