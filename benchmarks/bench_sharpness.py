@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[0],
         help="random-subspace dimensions p to measure; 0 is the full space (A = I)",
     )
-    p.add_argument("--repeats", type=int, default=3, help="sharpness measurements per setting")
+    p.add_argument("--repeats", type=int, default=2, help="sharpness measurements per setting")
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--eps", type=float, default=1e-3)
     p.add_argument("--n-train", type=int, default=None, help="override the scale's sample count")

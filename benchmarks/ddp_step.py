@@ -50,11 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     updates(args.warmup)
     distributed.barrier()
     _common.sync(ctx.device)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     updates(args.steps)
     _common.sync(ctx.device)
     distributed.barrier()
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if ctx.is_main:
         write_json(
             args.result,
@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": seconds,
                 "steps_per_s": args.steps / seconds,
                 "samples_per_s": args.steps * batch / seconds,
+                # rank 0's CPU seconds per wall second and thread: well below 1 on a CPU means
+                # the ranks waited for each other or for cores taken by other processes
+                "rank0_cpu_share": cpu / seconds / torch.get_num_threads(),
             },
         )
     distributed.teardown()

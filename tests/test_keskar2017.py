@@ -54,24 +54,24 @@ def test_analysis_files_names():
 
 def test_warm_start_resolves_to_the_sb_run_of_the_same_seed():
     cfg = config_at()
-    spec = matrix.spec(cfg, matrix.Run(PAPER, "F1_warmstart", "k5", 0))
-    assert spec["init_checkpoint"] == "results/keskar2017/F1/SB/seed0/checkpoint_epoch5.pt"
-    assert spec["warm_start"] == {"run": "results/keskar2017/F1/SB/seed0", "epoch": 5}
+    spec = matrix.spec(cfg, matrix.Run(PAPER, "F1_warmstart", "k10", 0))
+    assert spec["init_checkpoint"] == "results/keskar2017/F1/SB/seed0/checkpoint_epoch10.pt"
+    assert spec["warm_start"] == {"run": "results/keskar2017/F1/SB/seed0", "epoch": 10}
     assert spec["batch_size"] == 400  # LB after the warm start
     assert spec["save_epochs"] == []
     plain = matrix.spec(cfg, matrix.Run(PAPER, "F1", "LB", 0))
     assert "init_checkpoint" not in plain and "warm_start" not in plain  # other specs unchanged
     source = matrix.spec(cfg, matrix.Run(PAPER, "F1", "SB", 0))
-    assert 5 in source["save_epochs"]
+    assert 10 in source["save_epochs"]
 
 
 def test_warm_start_epoch_must_be_saved():
     def edit(paper):
-        paper["experiments"]["F1_warmstart"]["variants"]["k5"]["warm_start"]["epoch"] = 7
+        paper["experiments"]["F1_warmstart"]["variants"]["k10"]["warm_start"]["epoch"] = 7
 
     cfg = config_at(edit=edit)
     with pytest.raises(matrix.ConfigError, match="does not save epoch 7"):
-        matrix.spec(cfg, matrix.Run(PAPER, "F1_warmstart", "k5", 0))
+        matrix.spec(cfg, matrix.Run(PAPER, "F1_warmstart", "k10", 0))
 
 
 def test_warm_start_needs_the_source_seed():
@@ -80,12 +80,12 @@ def test_warm_start_needs_the_source_seed():
 
     cfg = config_at(edit=edit)
     with pytest.raises(matrix.ConfigError, match="no seed 7"):
-        matrix.spec(cfg, matrix.Run(PAPER, "F1_warmstart", "k5", 7))
+        matrix.spec(cfg, matrix.Run(PAPER, "F1_warmstart", "k10", 7))
 
 
 def test_warm_start_from_an_unknown_run_is_a_config_error():
     def edit(paper):
-        paper["experiments"]["F1_warmstart"]["variants"]["k5"]["warm_start"]["variant"] = "XB"
+        paper["experiments"]["F1_warmstart"]["variants"]["k10"]["warm_start"]["variant"] = "XB"
 
     with pytest.raises(matrix.ConfigError, match="no run F1/XB"):
         matrix.runs(config_at(edit=edit), PAPER)
@@ -96,7 +96,7 @@ def test_variants_and_seeds_per_scale():
     sweep = {(r.variant, r.seed) for r in quick if r.experiment == "F1_batch_sweep"}
     assert sweep == {("2.5pct", 0), ("25pct", 0), ("50pct", 0)}  # 1pct, 5pct: small/paper
     warm = {r.variant for r in quick if r.experiment == "F1_warmstart"}
-    assert warm == {"k2", "k5", "k10"}
+    assert warm == {"k2", "k10"}
     assert {r.seed for r in quick if r.experiment == "F1"} == {0, 1, 2}
     small = matrix.runs(config_at("small"), PAPER)
     assert {r.variant for r in small if r.experiment == "F1_warmstart"} >= {"k1", "k20"}
@@ -111,8 +111,8 @@ def test_warm_start_beyond_the_source_epochs_does_not_run_and_says_why():
     warm = {r.variant for r in matrix.runs(cfg, PAPER) if r.experiment == "F1_warmstart"}
     assert warm == {"k2"}
     plan, _ = plan_of(cfg)
-    k5 = plan["experiments"]["F1_warmstart"]["variants"]["k5"]
-    assert k5["dirs"] == [] and k5["skip"] == "F1/SB trains only 3 epochs at this scale"
+    k10 = plan["experiments"]["F1_warmstart"]["variants"]["k10"]
+    assert k10["dirs"] == [] and k10["skip"] == "F1/SB trains only 3 epochs at this scale"
     assert (
         plan["experiments"]["F1_warmstart"]["variants"]["k1"]["skip"] == "runs at scale=small/paper"
     )
@@ -161,7 +161,7 @@ def test_product_inputs_name_the_analysis_files_of_every_run():
     assert "results/keskar2017/F1/SB/seed2/sharpness_full_eps0.001.json" in sweep
     assert "results/keskar2017/F1_batch_sweep/25pct/seed0/sharpness_full_eps0.001.json" in sweep
     warm = outputs.inputs(plan, "warmstart")
-    assert "results/keskar2017/F1_warmstart/k5/seed0/sharpness_full_eps0.001.json" in warm
+    assert "results/keskar2017/F1_warmstart/k10/seed0/sharpness_full_eps0.001.json" in warm
     assert "results/keskar2017/F1/LB/seed0/sharpness_full_eps0.001.json" in warm  # k = 0
     assert "results/keskar2017/F1/SB/seed0/metrics.csv" in warm
     assert not [f for f in warm if "seed1" in f]  # warm starts run seed 0 only at quick
@@ -306,9 +306,10 @@ def write_curves(plan: dict, specs: dict) -> None:
 
 
 def texts(fig) -> str:
-    return " ".join(t.get_text() for ax in fig.axes for t in ax.texts) + " ".join(
-        ax.get_title() for ax in fig.axes
-    )
+    """Every text on the canvas: titles, panel texts and figure notes."""
+    parts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    parts += [ax.get_title() for ax in fig.axes] + [t.get_text() for t in fig.texts]
+    return " ".join(parts).replace("\n", " ")
 
 
 def test_figures_draw_what_ran_and_say_what_did_not(quick_plan):
@@ -327,15 +328,16 @@ def test_figures_draw_what_ran_and_say_what_did_not(quick_plan):
     assert "not run at this scale: needs cifar10" in texts(c1)
     sweep = product(PAPER, "sharpness_vs_batch").build(plan)
     assert "needs cifar10" in texts(sweep) and "needs timit" in texts(sweep)
+    assert len(sweep.axes) == 2  # F1's panel and its twin axis; C1 and F2 only in the note
     phi_ax = sweep.axes[0]
     ours = next(ln for ln in phi_ax.lines if ln.get_label().startswith("φ"))
     assert list(ours.get_xdata()) == [100, 256, 400, 1000, 2000]
     warm = product(PAPER, "warmstart").build(plan)
     lines = {ln.get_label(): ln for ax in warm.axes for ln in ax.lines}
-    assert list(lines["LB after k SB epochs, φ ε=1e-3"].get_xdata()) == [0, 2, 5, 10]
-    assert list(lines["LB after k SB epochs, φ ε=1e-3"].get_ydata()) == [300.0, 100, 100, 100]
+    assert list(lines["LB after k SB epochs, φ ε=1e-3"].get_xdata()) == [0, 2, 10]
+    assert list(lines["LB after k SB epochs, φ ε=1e-3"].get_ydata()) == [300.0, 100, 100]
     assert "needs cifar10" in texts(warm)  # C1's warm starts
     during = product(PAPER, "sharpness_during_training").build(plan)
-    assert "Not run at this scale" in during._suptitle.get_text()
+    assert "C1, C2 (needs cifar10: run with scale=small)" in texts(during)
     sb = next(ln for ln in during.axes[0].lines if ln.get_label().startswith("SB"))
     assert list(sb.get_ydata()) == [5.0, 6, 7, 8, 9]

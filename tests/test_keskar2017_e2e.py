@@ -103,16 +103,27 @@ def test_phi_along_training_reuses_the_final_phi(run):
 def test_parametric_line_and_warm_start(run):
     line = pd.read_csv(run / files.parametric(PAPER, "F1", 0))
     assert line["alpha"].iloc[0] == -1 and line["alpha"].iloc[-1] == 2 and len(line) == 25
-    assert (line[["train_acc", "test_acc"]].between(0, 100)).all().all()
+    accuracies = line[["train_acc", "test_acc"]]
+    assert ((accuracies >= 0) & (accuracies <= 100)).all().all()
     warm = read(run, "results/keskar2017/F1_warmstart/k2/seed0/summary.json")["spec"]
     assert warm["init_checkpoint"] == f"{F1}/SB/seed0/checkpoint_epoch2.pt"
     assert (run / warm["init_checkpoint"]).exists()
-    assert not (run / "results/keskar2017/F1_warmstart/k5").exists()  # needs 5 SB epochs
+    assert not (run / "results/keskar2017/F1_warmstart/k10").exists()  # needs 10 SB epochs
 
 
 def test_one_product_rebuilds_alone(run):
     table = run / "reports/tables/keskar2017_table4.csv"
     table.unlink()
     plan = run_snakemake(run, "--cores", "1", str(table.relative_to(run)), "-n", "--quiet", "rules")
-    jobs = [ln.split()[0] for ln in plan.stdout.splitlines()[2:] if ln.strip()]
-    assert jobs and set(jobs) <= {"table", "total"}, plan.stdout
+    assert planned_jobs(plan.stdout) == ["table"], plan.stdout
+
+
+def planned_jobs(stdout: str) -> list[str]:
+    """The rules of a dry run's first job-stats table."""
+    lines = stdout.splitlines()
+    jobs = []
+    for line in lines[lines.index("Job stats:") + 3 :]:
+        if not line.strip() or line.split()[0] == "total":
+            break
+        jobs.append(line.split()[0])
+    return jobs

@@ -23,7 +23,6 @@ def tiny(config: dict) -> dict:
     cfg = copy.deepcopy(config)
     cfg["scales"]["quick"].update(train_size=N_TRAIN, test_size=200, seeds=[0])
     cfg["papers"] = {p: cfg["papers"][p] for p in PAPERS}
-    del cfg["papers"]["smith2018"]["experiments"]["F1_Adam_analog"]
     for paper, pcfg in cfg["papers"].items():
         for exp in pcfg["experiments"].values():
             if exp.get("scales") != ["quick"]:

@@ -219,17 +219,20 @@ def parametric(run_a: str, run_b: str, points: int, data, device) -> pd.DataFram
         for col in ("train_loss", "train_acc", "test_loss", "test_acc"):
             frame[col] = np.nan
         return frame.assign(bn_eval=mode, bn_stats="diverged run")
-    sa, sb = model_a.state_dict(), model_b.state_dict()
+    # Copies: a state_dict shares storage with the model, which each alpha overwrites.
+    sa = {k: v.detach().clone() for k, v in model_a.state_dict().items()}
+    sb = {k: v.detach().clone() for k, v in model_b.state_dict().items()}
     names = {k for k, _ in model_a.named_parameters()}
+    work = model_a
     rows = []
     for alpha in alphas:
-        model_a.load_state_dict(interpolation.interpolated_state(sa, sb, alpha, names, False))
+        work.load_state_dict(interpolation.interpolated_state(sa, sb, alpha, names, False))
         if mode == "running":
-            interpolation.recompute_bn_stats(model_a, data["train_x"], chunk)
+            interpolation.recompute_bn_stats(work, data["train_x"], chunk)
         row = {"alpha": float(alpha)}
         for split in ("train", "test"):
             loss, acc = evaluation.evaluate(
-                model_a, data[f"{split}_x"], data[f"{split}_y"], chunk, mode
+                work, data[f"{split}_x"], data[f"{split}_y"], chunk, mode
             )
             row |= {f"{split}_loss": loss, f"{split}_acc": acc}
         rows.append(row)

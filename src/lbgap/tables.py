@@ -24,7 +24,9 @@ def render_markdown(view: pd.DataFrame, title: str, plan: dict) -> str:
         "quote the paper; columns marked (ours) are computed by this pipeline.\n\n"
     )
     notes = "".join(f"\n- {n}" for n in view.attrs.get("notes", []))
-    return header + view.to_markdown(index=False) + "\n" + (f"\nNotes:\n{notes}\n" if notes else "")
+    # disable_numparse: print cells as formatted ("97.60"), not re-parsed as numbers ("97.6").
+    body = view.to_markdown(index=False, disable_numparse=True)
+    return header + body + "\n" + (f"\nNotes:\n{notes}\n" if notes else "")
 
 
 def write_table(

@@ -5,6 +5,8 @@ rule prepare_data:
         manifest="data/prepared/{dataset}_{scale}.json",
     log:
         "logs/prepare_data/{dataset}_{scale}.log",
+    benchmark:
+        "results/benchmarks/prepare_data/{dataset}_{scale}.tsv"
     message:
         "Preparing {wildcards.dataset} for scale {wildcards.scale}"
     conda:

@@ -6,6 +6,8 @@ scale gets a panel that says why, so the set of files never depends on the scale
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -33,6 +35,31 @@ def not_run(ax, title: str, reason: str) -> None:
         wrap=True,
         transform=ax.transAxes,
     )
+
+
+def split_ran(pairs: dict, plan: dict) -> tuple[dict, dict]:
+    """(what runs, {name: why not}) of experiments keyed by their table experiment's name."""
+    ran, skipped = {}, {}
+    for base, exp in pairs.items():
+        reason = kd.skip_note(exp) or kd.skip_note(plan["experiments"][base])
+        if reason:
+            skipped[base] = reason
+        else:
+            ran[base] = exp
+    return ran, skipped
+
+
+def not_run_note(fig, skipped: dict[str, str]) -> None:
+    """One line under the figure naming what did not run, grouped by reason."""
+    if not skipped:
+        return
+    groups: dict[str, list[str]] = {}
+    for name, reason in skipped.items():
+        groups.setdefault(reason, []).append(name)
+    text = "Not run at this scale: " + "; ".join(
+        f"{', '.join(names)} ({reason})" for reason, names in groups.items()
+    )
+    fig.text(0.01, 0.005, textwrap.fill(text, 160), fontsize=7, va="bottom", color="dimgray")
 
 
 def _mean_std(frame: pd.DataFrame, x: str, y: str) -> tuple[pd.Series, pd.Series]:
@@ -136,16 +163,12 @@ def _paper_points(ax, acc_ax, base: str, dataset: str, label: str) -> None:
 
 def sharpness_vs_batch(plan: dict) -> Figure:
     """Test accuracy and phi (full space) of the final weights against the batch size."""
-    sweeps = kd.with_suffix(plan, kd.SWEEP)
-    fig, axes = plt.subplots(1, max(len(sweeps), 1), figsize=(5.6 * max(len(sweeps), 1), 4.6),
-                             squeeze=False)  # fmt: skip
+    sweeps, skipped = split_ran(kd.with_suffix(plan, kd.SWEEP), plan)
+    cols = max(len(sweeps), 1)
+    fig, axes = plt.subplots(1, cols, figsize=(7.5 * cols, 5.2), squeeze=False)
     eps, label = _eps_label(plan)
     for ax, (base, sweep) in zip(axes[0], sweeps.items(), strict=False):
         main = plan["experiments"][base]
-        reason = kd.skip_note(sweep) or kd.skip_note(main)
-        if reason:
-            not_run(ax, sweep["label"], reason)
-            continue
         dirs = [d for v in sweep["variants"].values() for d in v["dirs"]]
         dirs += [d for r in kd.REGIMES for d in kd.dirs_of(main, r)]
         pts = kd.points(plan, dirs)
@@ -173,25 +196,21 @@ def sharpness_vs_batch(plan: dict) -> Figure:
         ax.grid(alpha=0.3)
         _legend(ax, acc_ax, fontsize=7, loc="best", framealpha=0.9)
     if not sweeps:
-        not_run(axes[0, 0], "batch-size sweep", "no *_batch_sweep experiment in the config")
-    fig.tight_layout()
+        not_run(axes[0, 0], "batch-size sweep", "; ".join(skipped.values()) or "none configured")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    not_run_note(fig, skipped)
     return fig
 
 
 # ---------------------------------------------------------------- warm starts
 def warmstart(plan: dict) -> Figure:
     """Warm-started LB after k SB epochs: test accuracy (top) and phi (bottom) against k."""
-    warms = kd.with_suffix(plan, kd.WARM)
+    warms, skipped = split_ran(kd.with_suffix(plan, kd.WARM), plan)
     cols = max(len(warms), 1)
-    fig, axes = plt.subplots(2, cols, figsize=(5.6 * cols, 7.2), squeeze=False, sharex="col")
+    fig, axes = plt.subplots(2, cols, figsize=(6.4 * cols, 7.6), squeeze=False, sharex="col")
     eps, label = _eps_label(plan)
     for (ax_acc, ax_phi), (base, warm) in zip(axes.T, warms.items(), strict=False):
         main = plan["experiments"][base]
-        reason = kd.skip_note(warm) or kd.skip_note(main)
-        if reason:
-            not_run(ax_acc, warm["label"], reason)
-            ax_phi.set_axis_off()
-            continue
         dirs = [d for v in warm["variants"].values() for d in v["dirs"]]
         seeds = sorted({kd.seed_of(d) for d in dirs})
         pts = kd.points(plan, dirs + kd.with_seeds(kd.dirs_of(main, "LB"), seeds))
@@ -221,9 +240,10 @@ def warmstart(plan: dict) -> Figure:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, framealpha=0.9)
     if not warms:
-        not_run(axes[0, 0], "warm starts", "no *_warmstart experiment in the config")
+        not_run(axes[0, 0], "warm starts", "; ".join(skipped.values()) or "none configured")
         axes[1, 0].set_axis_off()
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    not_run_note(fig, skipped)
     return fig
 
 
@@ -231,11 +251,11 @@ def warmstart(plan: dict) -> Figure:
 def sharpness_during_training(plan: dict) -> Figure:
     """phi at the saved epochs of SB and LB: against the epoch and against the training loss."""
     eps, label = _eps_label(plan)
-    ran, skipped = {}, []
+    ran, skipped = {}, {}
     for name, exp in kd.table_experiments(plan).items():
         reason = kd.skip_note(exp)
         if reason or not kd.training_sharpness_dirs(plan, exp):
-            skipped.append(f"{name} ({reason or 'no seed selected'})")
+            skipped[name] = reason or "no seed selected"
         else:
             ran[name] = exp
     fig, axes = plt.subplots(max(len(ran), 1), 2, figsize=(11, 4.4 * max(len(ran), 1)),
@@ -260,16 +280,20 @@ def sharpness_during_training(plan: dict) -> Figure:
                                label=f"paper's final {regime} φ (Table 3): {value:g}")  # fmt: skip
         ax_e.set(yscale="log", xlabel="epoch", ylabel=f"sharpness φ, ε={label} (log scale)")
         ax_e.set_title(f"{exp['label']}: φ at saved epochs, scale={plan['scale']}", fontsize=9)
-        ax_l.set(xscale="log", xlabel="training loss f(x) (log scale; training runs right to left)",
-                 yscale="log", ylabel=f"sharpness φ, ε={label} (log scale)")  # fmt: skip
+        ax_l.set(
+            xscale="log",
+            xlabel="training loss f(x) (log scale, reversed: training runs left to right)",
+            yscale="log",
+            ylabel=f"sharpness φ, ε={label} (log scale)",
+        )
+        ax_l.invert_xaxis()
         ax_l.set_title(f"{exp['label']}: φ against the training loss", fontsize=9)
         for ax in (ax_e, ax_l):
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, framealpha=0.9)
     if not ran:
-        not_run(axes[0, 0], "phi along training", "; ".join(skipped) or "no table experiment")
+        not_run(axes[0, 0], "phi along training", "see below")
         axes[0, 1].set_axis_off()
-    elif skipped:
-        fig.suptitle("Not run at this scale: " + ", ".join(skipped), fontsize=8, y=0.995)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    not_run_note(fig, skipped)
     return fig

@@ -1,0 +1,116 @@
+"""The analysis jobs of lbgap.analyses on small constructed runs: end points, modes, records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from lbgap import analyses, evaluation, interpolation
+from lbgap.models import build_model
+
+N_TRAIN, N_TEST = 96, 40
+
+
+def make_data(seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "train_x": torch.randn(N_TRAIN, 784, generator=g),
+        "train_y": torch.randint(0, 10, (N_TRAIN,), generator=g),
+        "test_x": torch.randn(N_TEST, 784, generator=g),
+        "test_y": torch.randint(0, 10, (N_TEST,), generator=g),
+    }
+
+
+def make_run(path: Path, seed: int, bn_eval: str = "running", status: str = "completed") -> Path:
+    """A finished run folder: weights (BN buffers made non-trivial), summary and metrics."""
+    torch.manual_seed(seed)
+    model = build_model("F1", 10, width=0.05)
+    with torch.no_grad():
+        for name, buf in model.named_buffers():
+            if "running_mean" in name:
+                buf.uniform_(-0.5, 0.5)
+            elif "running_var" in name:
+                buf.uniform_(0.5, 2.0)
+    spec = {"network": "F1", "dataset": "mnist", "width": 0.05, "ghost_batch": None,
+            "seed": seed, "bn_eval": bn_eval, "eval_chunk": 32, "save_epochs": [1]}  # fmt: skip
+    path.mkdir(parents=True)
+    for name in ("checkpoint.pt", "checkpoint_epoch1.pt"):
+        torch.save({"model": model.state_dict(), "spec": spec, "epoch": 2}, path / name)
+    summary = {"status": status, "spec": spec, "epochs": 2, "final": {}}
+    (path / "summary.json").write_text(json.dumps(summary))
+    metrics = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "test_acc": [10.0, 11]})
+    metrics.to_csv(path / "metrics.csv", index=False)
+    return path
+
+
+def reference_point(run: Path, data: dict) -> dict:
+    """A run's own weights, BN statistics recomputed on the training set, evaluated plainly."""
+    model, spec = analyses.load_run(run, "cpu")
+    interpolation.recompute_bn_stats(model, data["train_x"], spec["eval_chunk"])
+    out = {}
+    for split in ("train", "test"):
+        loss, acc = evaluation.evaluate(model, data[f"{split}_x"], data[f"{split}_y"], 32)
+        out |= {f"{split}_loss": loss, f"{split}_acc": acc}
+    return out
+
+
+def test_parametric_end_points_are_the_two_runs(tmp_path):
+    data = make_data()
+    sb, lb = make_run(tmp_path / "SB" / "seed0", 0), make_run(tmp_path / "LB" / "seed0", 1)
+    line = analyses.parametric(str(sb), str(lb), 7, data, torch.device("cpu"))
+    assert list(line["alpha"]) == pytest.approx([-1, -0.5, 0, 0.5, 1, 1.5, 2])
+    for alpha, run in ((0.0, sb), (1.0, lb)):
+        row = line[line["alpha"] == alpha].iloc[0]
+        for key, value in reference_point(run, data).items():
+            assert row[key] == pytest.approx(value, rel=1e-5), (alpha, key)
+    assert (line["bn_stats"] == "recomputed on the training set").all()
+    assert line["train_loss"].nunique() == 7  # every alpha is its own network
+
+
+def test_parametric_in_batch_mode_uses_each_chunks_statistics(tmp_path):
+    data = make_data()
+    sb = make_run(tmp_path / "SB" / "seed0", 0, bn_eval="batch")
+    lb = make_run(tmp_path / "LB" / "seed0", 1, bn_eval="batch")
+    line = analyses.parametric(str(sb), str(lb), 4, data, torch.device("cpu"))
+    model, _ = analyses.load_run(sb, "cpu")
+    loss, acc = evaluation.evaluate(model, data["test_x"], data["test_y"], 32, "batch")
+    row = line[line["alpha"] == 0].iloc[0]
+    assert row["test_loss"] == pytest.approx(loss, rel=1e-5) and row["test_acc"] == acc
+    assert (line["bn_eval"] == "batch").all()
+
+
+@pytest.mark.parametrize("mode", ["running", "batch"])
+def test_sharpness_record_is_on_the_training_loss_in_the_runs_mode(tmp_path, mode):
+    data = make_data()
+    run = make_run(tmp_path / "SB" / "seed3", 3, bn_eval=mode)
+    record = analyses.sharpness_record(str(run), "full", 1e-3, 10, data, torch.device("cpu"))
+    model, _ = analyses.load_run(run, "cpu")
+    loss, _ = evaluation.evaluate(model, data["train_x"], data["train_y"], 32, mode)
+    assert record["f_x"] == pytest.approx(loss, rel=1e-5)
+    assert record["bn_eval"] == mode and record["epoch"] == 2 and record["space"] == "full"
+    assert record["f_max"] >= record["f_x"] and record["phi"] > 0
+    assert 1 <= record["iterations"] <= 10 and record["max_iter"] == 10
+    assert record["n_train"] == N_TRAIN and record["logged"]["train_loss"] == 0.5
+    sub = analyses.sharpness_record(str(run), "sub5", 1e-3, 10, data, torch.device("cpu"))
+    assert sub["subspace_dim"] == 5 and sub["subspace_seed"] == 3  # the run's seed
+
+
+def test_a_diverged_run_gets_no_phi(tmp_path):
+    run = make_run(tmp_path / "LB" / "seed0", 0, status="diverged")
+    record = analyses.sharpness_record(str(run), "full", 1e-3, 10, make_data(), "cpu")
+    assert record["phi"] is None and record["status"] == "diverged"
+
+
+def test_training_sharpness_covers_saved_epochs_and_reuses_the_final(tmp_path):
+    data = make_data()
+    run = make_run(tmp_path / "SB" / "seed0", 0)
+    final = tmp_path / "final.json"
+    final.write_text(json.dumps({"phi": 42.0, "eps": 1e-3, "f_x": 0.5, "iterations": 3}))
+    frame = analyses.training_sharpness(str(run), [1e-3], 10, [str(final)], data, "cpu")
+    assert list(frame["epoch"]) == [1, 2]
+    assert frame["phi"].iloc[1] == 42.0 and frame["phi"].iloc[0] > 0
+    assert list(frame["train_loss"]) == [1.0, 0.5]  # merged from metrics.csv
