@@ -108,7 +108,13 @@ class Sides:
 
 
 def bench_case(
-    name: str, width: float, rounds: int, round_s: float, threads: int, n_train: int | None
+    name: str,
+    width: float,
+    rounds: int,
+    round_s: float,
+    min_updates: int,
+    threads: int,
+    n_train: int | None,
 ) -> dict:
     network, dataset, batch = CASES[name]
     device = torch.device("cpu")
@@ -120,7 +126,7 @@ def bench_case(
         for side in ("ours", "bare"):  # warm-up: allocator, Adam state, kernels
             sides.timed(side, 2, threads)
         per_step = max(sides.timed(s, 1, threads).wall for s in ("ours", "bare"))
-        n = max(2, round(round_s / per_step))
+        n = max(min_updates, round(round_s / per_step))
         timers: dict[str, list[_common.Timer]] = {"ours": [], "bare": []}
 
         def measure(side: str) -> float:
@@ -174,12 +180,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=float, default=1.0, help="network width (1.0: the paper's)")
     p.add_argument("--rounds", type=int, default=9, help="alternating rounds per case")
     p.add_argument("--round-seconds", type=float, default=2.0, help="timed seconds per side")
+    p.add_argument("--min-updates", type=int, default=3, help="timed updates per side and round")
     p.add_argument("--n-train", type=int, default=None, help="samples (default 2 batches)")
     args = p.parse_args(argv)
     _common.set_threads(args.threads)
     machine = _common.machine_info()
     cases = {
-        c: bench_case(c, args.width, args.rounds, args.round_seconds, args.threads, args.n_train)
+        c: bench_case(
+            c,
+            args.width,
+            args.rounds,
+            args.round_seconds,
+            args.min_updates,
+            args.threads,
+            args.n_train,
+        )
         for c in args.cases
     }
     _common.write_result(

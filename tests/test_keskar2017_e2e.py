@@ -33,7 +33,7 @@ def tiny(config: dict) -> dict:
         exp["epochs"] = {**exp["epochs"], "quick": 3}
     paper["experiments"]["F1"]["save_epochs"] = {"quick": [1, 2], "small": [1], "paper": [1]}
     sweep = paper["experiments"]["F1_batch_sweep"]["variants"]
-    for name in [n for n in sweep if n != "25pct"]:
+    for name in [n for n in sweep if n != "50pct"]:
         del sweep[name]
     return cfg
 

@@ -281,15 +281,14 @@ def analysis(config: dict, paper: str) -> dict:
     given = config["papers"][paper].get("analysis", {})
     out = {}
     for section, sub in props.items():
+        seed_keys = {k for k, p in sub["properties"].items() if "scaled_seeds" in p.get("$ref", "")}
         values = {k: p["default"] for k, p in sub["properties"].items() if "default" in p}
-        values.update(given.get(section, {}))
+        values |= dict.fromkeys(seed_keys) | given.get(section, {})
         where = f"papers.{paper}.analysis.{section}"
         out[section] = {
-            k: scaled_seeds(config, v) if k == "seeds" else _at_scale(v, config["scale"], where)
+            k: scaled_seeds(config, v) if k in seed_keys else _at_scale(v, config["scale"], where)
             for k, v in values.items()
         }
-        if "seeds" in sub["properties"] and "seeds" not in out[section]:
-            out[section]["seeds"] = scaled_seeds(config, None)
     return out
 
 

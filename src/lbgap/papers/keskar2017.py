@@ -87,7 +87,7 @@ def sharpness_table(plan: dict, space: str, table: str) -> tuple[pd.DataFrame, p
         for eps in cfg["eps"]:
             label = files.eps_label(eps)
             for regime in kd.REGIMES:
-                dirs = kd.dirs_of(exp, regime)
+                dirs = kd.sharpness_dirs(plan, exp, regime, space)
                 values = kd.phi_values(dirs, space, eps)
                 paper = reference(PAPER, table, name, f"{label}_{regime}")
                 row |= _stat_columns(f"{regime}_phi_{label}", values, paper)
@@ -131,7 +131,9 @@ def table4(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     data, view = sharpness_table(plan, space, "table4")
     view.attrs["notes"].append(
         f"A: a random n x {files.subspace_dim(space)} Gaussian matrix seeded by the run's seed "
-        "(the SB and LB runs of one seed share it). The paper's Table 4 means only."
+        "(the SB and LB runs of one seed share it); seeds "
+        f"{', '.join(map(str, kd.settings(plan)['sharpness']['subspace_seeds']))}. The paper "
+        "gives Table 4's means only."
     )
     return data, view
 
@@ -153,7 +155,7 @@ def hessian_table(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         row = {"experiment": name, "network": exp["network"], "dataset": exp["dataset"]}
         view = {"Network": exp["label"]}
         for regime in kd.REGIMES:
-            dirs = kd.dirs_of(exp, regime)
+            dirs = kd.hessian_dirs(plan, exp, regime)
             quantities = {
                 "lambda_max": kd.hessian_values(dirs, "top_eigenvalue"),
                 "trace": kd.hessian_values(dirs, "trace"),
@@ -161,9 +163,9 @@ def hessian_table(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
             }
             for quantity, values in quantities.items():
                 row |= _stat_columns(f"{regime}_{quantity}", values, (None, None))
-            view[f"λmax {regime}"] = _cell(quantities["lambda_max"], dirs)
-            view[f"trace {regime}"] = _cell(quantities["trace"], dirs)
-            view[f"φ ε={label} {regime}"] = _cell(quantities[f"phi_{label}"], dirs)
+            view[f"λmax {regime} (ours)"] = _cell(quantities["lambda_max"], dirs)
+            view[f"trace {regime} (ours)"] = _cell(quantities["trace"], dirs)
+            view[f"φ ε={label} {regime} (ours)"] = _cell(quantities[f"phi_{label}"], dirs)
         ratios = {q: _ratio(row, q) for q in ("lambda_max", "trace", f"phi_{label}")}
         row |= {f"LB_over_SB_{q}": r for q, r in ratios.items()}
         known = [r > 1 for r in ratios.values() if r is not None]
@@ -174,7 +176,7 @@ def hessian_table(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
             else "-"
         )
         view["Same ranking"] = {True: "yes", False: "no", None: "-"}[row["same_ranking"]]
-        record = kd.first_record(kd.dirs_of(exp, "SB"), files.hessian)
+        record = kd.first_record(kd.hessian_dirs(plan, exp, "SB"), files.hessian)
         row |= {
             "hutchinson_samples": record.get("n_samples"),
             "bn_eval": record.get("bn_eval"),
@@ -191,8 +193,9 @@ def hessian_table(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         f"{hess['lanczos_vectors']} vectors, tol {hess['lanczos_tol']:g}); trace: Hutchinson's "
         f"estimate with {hess['hutchinson_samples']} Rademacher probes (its standard error is in "
         "each run's hessian.json).",
-        f"φ: Table 3's full-space sharpness at ε={label}. Same ranking: LB/SB is above 1 for all "
-        "three measures, or below 1 for all three.",
+        f"φ: Table 3's full-space sharpness at ε={label}, of the same runs (seeds "
+        f"{', '.join(map(str, hess['seeds']))}). Same ranking: LB/SB is above 1 for all three "
+        "measures, or below 1 for all three.",
     ]
     return pd.DataFrame(rows), view
 

@@ -87,11 +87,18 @@ def _run_files(dirs: list[str], *names: str) -> list[str]:
     return [f"{d}/{n}" for d in dirs for n in names]
 
 
+def sharpness_dirs(plan: dict, exp: dict, regime: str, space: str) -> list[str]:
+    """The runs with phi in this space: all seeds in the full space, `subspace_seeds` else."""
+    if space == "full":
+        return dirs_of(exp, regime)
+    return with_seeds(dirs_of(exp, regime), settings(plan)["sharpness"]["subspace_seeds"])
+
+
 def sharpness_inputs(plan: dict, space: str) -> list[str]:
     out = []
     for exp in table_experiments(plan).values():
         for regime in REGIMES:
-            for d in dirs_of(exp, regime):
+            for d in sharpness_dirs(plan, exp, regime, space):
                 out.append(f"{d}/summary.json")
                 out += [files.sharpness(d, space, e) for e in settings(plan)["sharpness"]["eps"]]
     return out
@@ -105,12 +112,16 @@ def subspace_inputs(plan: dict) -> list[str]:
     return sharpness_inputs(plan, files.space_name(settings(plan)["sharpness"]["subspace_dim"]))
 
 
+def hessian_dirs(plan: dict, exp: dict, regime: str) -> list[str]:
+    return with_seeds(dirs_of(exp, regime), settings(plan)["hessian"]["seeds"])
+
+
 def hessian_inputs(plan: dict) -> list[str]:
     eps = settings(plan)["sharpness"]["figure_eps"]
     out = []
     for exp in table_experiments(plan).values():
         for regime in REGIMES:
-            for d in dirs_of(exp, regime):
+            for d in hessian_dirs(plan, exp, regime):
                 out += [f"{d}/summary.json", files.hessian(d), files.sharpness(d, "full", eps)]
     return out
 

@@ -117,7 +117,7 @@ def schedules(plan: dict) -> Figure:
         ax_g.set(
             yscale="log",
             ylabel="g = eps N / (B (1 - m))",
-            title="noise scale g (SGD's; for Adam the same formula)",
+            title="noise scale g (equal for all three)",
         )
         for ax in (ax_lr, ax_b, ax_g):
             ax.set_xlabel("epoch")
