@@ -19,6 +19,11 @@ def args(*argv: str):
     return launch.parse_args([*argv, "--", *TRAIN])
 
 
+def test_one_process_runs_the_trainer_directly():
+    cmd = launch.command(args(), {})
+    assert cmd == [sys.executable, "-m", "lbgap.train", *TRAIN]
+
+
 def test_one_node_is_standalone_torchrun():
     cmd = launch.command(args("--nproc-per-node", "2"), {})
     assert cmd[:4] == [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2"]

@@ -123,6 +123,10 @@ def command(args: argparse.Namespace, env: Mapping[str, str]) -> list[str]:
     if rendezvous == "standalone":
         if args.nodes > 1:
             raise SystemExit("launch: several nodes need the c10d rendezvous")
+        if args.nproc_per_node == 1:
+            # One process needs no rendezvous: skip torchrun's agent (one torch import less per
+            # job, seconds that add up over a matrix of short runs). Same code path, world 1.
+            return [sys.executable, "-m", "lbgap.train", *args.train_args]
         return torchrun_command(args.nproc_per_node, 1, args.train_args, None, "")
     if "SLURM_JOB_ID" not in env:
         raise SystemExit(
