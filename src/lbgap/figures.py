@@ -62,9 +62,16 @@ def training_curves(plan: dict, reference_table: str | None = None) -> Figure:
         for ax in (ax_loss, ax_acc):
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
+    return finish(
+        fig, axes[0, 0], ran, f"{plan['paper']}, scale={plan['scale']}: mean ± std over seeds"
+    )
+
+
+def finish(fig: Figure, first_ax, ran: dict, title: str) -> Figure:
+    """The common end of a figure: say so when nothing ran, title it, lay it out."""
     if not ran:
-        axes[0, 0].text(0.5, 0.5, "no experiment runs at this scale", ha="center")
-    fig.suptitle(f"{plan['paper']}, scale={plan['scale']}: mean ± std over seeds", fontsize=10)
+        first_ax.text(0.5, 0.5, "no experiment runs at this scale", ha="center")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 

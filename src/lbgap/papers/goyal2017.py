@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lbgap import results
+from lbgap import figures, results
 from lbgap.papers import Product, _reference
 from lbgap.papers.cells import dirs_of, diverged, measured, median_column, quoted, spec_of
 
@@ -179,15 +179,13 @@ def training_curves(plan: dict) -> Figure:
         )
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    if not ran:
-        axes[0].text(0.5, 0.5, "no experiment runs at this scale", ha="center")
-    fig.suptitle(
+    return figures.finish(
+        fig,
+        axes[0],
+        ran,
         f"Small vs large minibatch with the linear scaling rule (scale={plan['scale']})\n"
         "geometric mean over seeds, band: one geometric std",
-        fontsize=10,
     )
-    fig.tight_layout()
-    return fig
 
 
 PRODUCTS = [

@@ -122,15 +122,13 @@ def weight_distance(plan: dict) -> Figure:
         )
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    if not ran:
-        axes[0].text(0.5, 0.5, "no experiment runs at this scale", ha="center")
-    fig.suptitle(
+    return figures.finish(
+        fig,
+        axes[0],
+        ran,
         f"Distance from initialization, mean ± std over seeds (scale={plan['scale']})\n"
         "the paper: it grows like log t while the LR is constant",
-        fontsize=10,
     )
-    fig.tight_layout()
-    return fig
 
 
 PRODUCTS = [

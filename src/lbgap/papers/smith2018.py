@@ -123,11 +123,9 @@ def schedules(plan: dict) -> Figure:
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=8)
-    if not ran:
-        axes[0, 0].text(0.5, 0.5, "no experiment runs at this scale", ha="center")
-    fig.suptitle(f"Smith et al. schedules as run (scale={plan['scale']})", fontsize=10)
-    fig.tight_layout()
-    return fig
+    return figures.finish(
+        fig, axes[0, 0], ran, f"Smith et al. schedules as run (scale={plan['scale']})"
+    )
 
 
 def accuracy_curves(plan: dict) -> Figure:
@@ -148,15 +146,13 @@ def accuracy_curves(plan: dict) -> Figure:
             ax.set_ylabel("test accuracy (%)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8, loc="lower right")
-    if not ran:
-        axes[0, 0].text(0.5, 0.5, "no experiment runs at this scale", ha="center")
-    fig.suptitle(
+    return figures.finish(
+        fig,
+        axes[0, 0],
+        ran,
         f"Test accuracy, mean ± std over seeds (scale={plan['scale']})\nthe paper: the three "
         "schedules reach equivalent accuracy, growing the batch with fewer updates",
-        fontsize=10,
     )
-    fig.tight_layout()
-    return fig
 
 
 PRODUCTS = [
