@@ -22,10 +22,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from lbgap.acceleration import Acceleration, configure_determinism
 from lbgap.data import dataset_info, normalize, random_crop_flip
 from lbgap.models import build_model
 
 TARGET_GPU = 3.0
+DEFAULTS = {"amp": "auto", "channels_last": "auto", "deterministic": True}  # as in config.yaml
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -125,12 +127,17 @@ def compare(
 
 
 def train_work(device: torch.device) -> Callable[[Batch], None]:
-    """One SGD step of ResNet-20 (CIFAR) on a batch."""
+    """One SGD step of ResNet-20 (CIFAR) on a batch, with the pipeline's default speed settings."""
     model = build_model("resnet20", 10).to(device)
+    accel = Acceleration.resolve(DEFAULTS, device, model)
+    configure_determinism(device, accel.deterministic)
+    model = accel.prepare_model(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 
     def step(b: Batch) -> None:
-        F.cross_entropy(model(b[0]), b[1]).backward()
+        with accel.autocast(device):
+            loss = F.cross_entropy(model(accel.prepare_inputs(b[0])), b[1])
+        loss.backward()
         opt.step()
         opt.zero_grad()
 
@@ -197,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             "batch": args.batch,
             "n_images": args.n,
             "dataloader_workers": args.workers,
+            "training_settings": DEFAULTS,
             "results": results,
             "note": None
             if device.type == "cuda"

@@ -2,8 +2,10 @@
 
 For ResNet-20 on CIFAR-shaped input (batch 512 and 8192) and ResNet-50 on ImageNet-shaped
 input (batch 256), synthetic data on the device, one SGD training step (forward, backward,
-update) is timed in four settings: fp32, bf16 autocast, bf16 + channels_last, and
-bf16 + channels_last + torch.compile. FLOPs per step are counted once with
+update) is timed with the pipeline's own speed settings (lbgap.acceleration, the config keys
+amp, channels_last, compile, deterministic): fp32, bf16 autocast, bf16 + channels_last,
+bf16 + channels_last + torch.compile, all with cuDNN autotuning, and bf16 + channels_last with
+deterministic kernels (the pipeline's default on a GPU). FLOPs per step are counted once with
 torch.utils.flop_counter.FlopCounterMode; MFU = FLOPs/s over the GPU's dense bf16 peak (null
 for a GPU not in the table; --peak-tflops sets it). Without a GPU it prints "skipped: no GPU"
 and writes a JSON saying so; `--device cpu` with tiny sizes only checks that the code runs.
@@ -11,7 +13,6 @@ and writes a JSON saying so; `--device cpu` with tiny sizes only checks that the
 
 from __future__ import annotations
 
-import contextlib
 import time
 import traceback
 
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from lbgap.acceleration import Acceleration, configure_determinism
 from lbgap.data import dataset_info
 from lbgap.models import build_model
 
@@ -33,11 +35,17 @@ PEAK_BF16 = (
     ("A100", 312e12),
 )
 CONFIGS = ("resnet20:cifar10:512", "resnet20:cifar10:8192", "resnet50:imagenet:256")
-VARIANTS = {  # name: (bf16 autocast, channels_last, torch.compile)
-    "fp32": (False, False, False),
-    "bf16": (True, False, False),
-    "bf16+channels_last": (True, True, False),
-    "bf16+channels_last+compile": (True, True, True),
+VARIANTS = {  # name: the run-spec keys of lbgap.acceleration
+    "fp32": {"amp": "fp32", "channels_last": False, "deterministic": False},
+    "bf16": {"amp": "bf16", "channels_last": False, "deterministic": False},
+    "bf16+channels_last": {"amp": "bf16", "channels_last": True, "deterministic": False},
+    "bf16+channels_last+compile": {
+        "amp": "bf16",
+        "channels_last": True,
+        "compile": True,
+        "deterministic": False,
+    },
+    "bf16+channels_last deterministic": {"amp": "bf16", "channels_last": True},
 }
 
 
@@ -50,21 +58,19 @@ def peak_flops(name: str) -> float | None:
 
 def make_step(network: str, dataset: str, batch: int, variant: str, device: torch.device):
     """A closure running one training step of a fresh model on fixed synthetic inputs."""
-    amp, channels_last, compiled = VARIANTS[variant]
     info = dataset_info(dataset)
     torch.manual_seed(0)
     model = build_model(network, info.classes).to(device)
-    x = torch.randn(batch, *info.shape, device=device)
+    accel = Acceleration.resolve(VARIANTS[variant], device, model)
+    configure_determinism(device, accel.deterministic)
+    model = accel.prepare_model(model)
+    x = accel.prepare_inputs(torch.randn(batch, *info.shape, device=device))
     y = torch.randint(0, info.classes, (batch,), device=device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    net = torch.compile(model) if compiled else model
+    net = accel.wrap(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 
     def step() -> None:
-        ctx = torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
-        with ctx:
+        with accel.autocast(device):
             loss = F.cross_entropy(net(x), y)
         loss.backward()
         opt.step()
@@ -102,11 +108,12 @@ def bench_config(config: str, args, device: torch.device, peak: float | None) ->
     flops = count_flops(network, dataset, batch, device)
     rows = {}
     for variant in args.variants:
-        if VARIANTS[variant][2] and args.no_compile:
+        compiled = VARIANTS[variant].get("compile", False)
+        if compiled and args.no_compile:
             continue
         try:
             step = make_step(network, dataset, batch, variant, device)
-            warmup = args.warmup + (3 if VARIANTS[variant][2] else 0)
+            warmup = args.warmup + (3 if compiled else 0)
             times = time_variant(step, args.steps, warmup, args.repeats, device)
         except Exception as err:  # e.g. compile unavailable: report it, measure the rest
             rows[variant] = {"error": f"{type(err).__name__}: {err}"}
@@ -124,7 +131,7 @@ def bench_config(config: str, args, device: torch.device, peak: float | None) ->
         }
         mfu = rows[variant]["mfu"]
         print(
-            f"{network:9s} b{batch:<5d} {variant:27s} {batch / s:9.0f} img/s  "
+            f"{network:9s} b{batch:<5d} {variant:33s} {batch / s:9.0f} img/s  "
             f"{flops / s / 1e12:7.1f} TFLOP/s  MFU {'n/a' if mfu is None else f'{mfu:.1%}'}",
             flush=True,
         )
@@ -160,7 +167,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
         name = torch.cuda.get_device_name(device)
     else:
         name = "cpu"

@@ -26,9 +26,12 @@ class _GhostMixin:
         return self._ghost_forward(x)
 
     def _ghost_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """All ghost batches at once: one reshape instead of a Python loop over chunks."""
+        """All ghost batches at once: one reshape instead of a Python loop over chunks.
+
+        Statistics are taken in float32 also under bf16 autocast, as PyTorch's batch norm does.
+        """
         g = self.ghost_size
-        ghosts = x.reshape(x.shape[0] // g, g, *x.shape[1:])
+        ghosts = x.reshape(x.shape[0] // g, g, *x.shape[1:]).float()
         dims = [1] + list(range(3, ghosts.dim()))
         mean = ghosts.mean(dim=dims, keepdim=True)
         var = ghosts.var(dim=dims, unbiased=False, keepdim=True)
@@ -38,7 +41,7 @@ class _GhostMixin:
             out = out * self.weight.view(shape) + self.bias.view(shape)  # type: ignore[attr-defined]
         if self.track_running_stats:  # type: ignore[attr-defined]
             self._update_running_stats(mean, var, g * ghosts[0, 0, 0].numel())
-        return out.reshape(x.shape)
+        return out.reshape(x.shape).to(x.dtype)
 
     @torch.no_grad()
     def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:

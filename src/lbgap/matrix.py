@@ -347,6 +347,7 @@ def spec(config: dict, run: Run, schema: dict | None = None) -> dict:
         "save_epochs": [int(e) for e in s.get("save_epochs", [])],
         **warm_start(config, run, s.get("warm_start"), schema),
         "device": config["device"],
+        **{k: config[k] for k in ("amp", "channels_last", "compile", "deterministic")},
         "bn_eval": config["bn_eval"],
         "eval_chunk": config["eval_chunk"],
         "checkpoint_minutes": config["checkpoint_minutes"],

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from lbgap import distributed
+from lbgap.acceleration import Acceleration, configure_determinism
 from lbgap.data import load_prepared, random_crop_flip
 from lbgap.evaluation import evaluate
 from lbgap.io import atomic_write, write_json
@@ -84,6 +85,7 @@ class Trainer:
 
     def __init__(self, spec: dict, out: Path, ctx: distributed.Context) -> None:
         self.spec, self.out, self.ctx = spec, out, ctx
+        configure_determinism(ctx.device, spec.get("deterministic", True))
         torch.manual_seed(spec["seed"])
         self.data = load_prepared(spec["data"], ctx.device)
         info = self.data["info"]
@@ -96,10 +98,13 @@ class Trainer:
             zero_init_last_bn(self.model)
         if spec.get("init_checkpoint"):
             self.load_init(spec["init_checkpoint"])
+        self.accel = Acceleration.resolve(spec, ctx.device, self.model)
+        self.model = self.accel.prepare_model(self.model)
         self.net: nn.Module = self.model
         if ctx.world_size > 1:
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids, broadcast_buffers=False)
+        self.net = self.accel.wrap(self.net)
         self.optimizer = make_optimizer(self.model, spec["optimizer"], self.schedule.base_lr)
         self.w0 = [p.detach().clone() for p in self.model.parameters()]
         self.data_gen = torch.Generator(device=ctx.device).manual_seed(spec["seed"] + 1)
@@ -197,7 +202,7 @@ class Trainer:
         x = self.data["train_x"][idx]
         if self.spec.get("augment"):
             x = random_crop_flip(x, 4, self.data_gen)
-        return x
+        return self.accel.prepare_inputs(x)
 
     def set_lr(self, lr: float) -> None:
         """Set the LR; without momentum correction, emulate the uncorrected update of Goyal."""
@@ -218,10 +223,12 @@ class Trainer:
         x, y = self.inputs(idx), self.data["train_y"][idx]
         total = torch.zeros((), device=self.ctx.device)
         params = list(self.model.parameters())
+        ddp = self.ddp()
         for i, (xs, ys) in enumerate(zip(x.chunk(accum), y.chunk(accum), strict=True)):
-            sync = i == accum - 1 or not isinstance(self.net, DistributedDataParallel)
-            with contextlib.nullcontext() if sync else self.net.no_sync():
-                loss = F.cross_entropy(self.net(xs), ys) / accum
+            sync = i == accum - 1 or ddp is None
+            with contextlib.nullcontext() if sync else ddp.no_sync():
+                with self.accel.autocast(self.ctx.device):
+                    loss = F.cross_entropy(self.net(xs), ys) / accum
                 loss.backward()
             total += loss.detach()
         half = self.noise_split(len(idx)) if measure_noise else 0
@@ -236,6 +243,11 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return distributed.all_reduce_mean(total)
+
+    def ddp(self) -> DistributedDataParallel | None:
+        """The DDP wrapper, if any, also when torch.compile wraps it in turn."""
+        net = getattr(self.net, "_orig_mod", self.net)
+        return net if isinstance(net, DistributedDataParallel) else None
 
     def noise_split(self, n: int) -> int:
         """Size of the small batch of the noise estimate: half of `n`, or 0 for no estimate.
@@ -254,12 +266,13 @@ class Trainer:
         sizes. This extra pass uses copies of the batch-norm buffers and restores the RNG, so
         measuring does not change the trajectory.
         """
-        rng = torch.get_rng_state()
         params = dict(self.model.named_parameters())
         buffers = {k: v.clone() for k, v in self.model.named_buffers()}
-        logits = torch.func.functional_call(self.model, (params, buffers), (x,))
-        grads = torch.autograd.grad(F.cross_entropy(logits, y), list(params.values()))
-        torch.set_rng_state(rng)
+        gpus = [self.ctx.device] if self.ctx.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=gpus), self.accel.autocast(self.ctx.device):
+            logits = torch.func.functional_call(self.model, (params, buffers), (x,))
+            loss = F.cross_entropy(logits, y)
+            grads = torch.autograd.grad(loss, list(params.values()))
         return float(torch.stack([g.pow(2).sum() for g in grads]).sum())
 
     @torch.no_grad()
@@ -418,6 +431,7 @@ class Trainer:
             "samples": self.samples,
             "world_size": self.ctx.world_size,
             "device": str(self.ctx.device),
+            "acceleration": self.accel.as_dict(),
             "wall_time_s": wall_time,
             "train_time_s": self.elapsed,
             "final": {k: last.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc")},

@@ -1,0 +1,81 @@
+"""Speed settings of a training run: bf16 autocast, channels_last, torch.compile, determinism.
+
+They change how fast a run goes and, for bf16, its rounding, never its method. Each is resolved
+against the device the run got (`auto` means: on a GPU yes, on a CPU no), and the resolved
+values are recorded in the run's summary, so a result always says how it was computed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+AMP_MODES = ("auto", "bf16", "fp32")
+
+
+@dataclass(frozen=True)
+class Acceleration:
+    amp: str  # "bf16" or "fp32"
+    channels_last: bool
+    compile: bool
+    deterministic: bool
+
+    @classmethod
+    def resolve(cls, spec: dict, device: torch.device, model: nn.Module) -> Acceleration:
+        """The settings this run uses on `device`; `auto` turns a switch on for GPUs only."""
+        gpu = device.type == "cuda"
+        amp = spec.get("amp", "fp32")
+        if amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
+        if amp == "auto":
+            amp = "bf16" if gpu and torch.cuda.is_bf16_supported() else "fp32"
+        layout = spec.get("channels_last", False)
+        if layout == "auto":
+            layout = gpu
+        has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
+        return cls(
+            amp=amp,
+            channels_last=bool(layout) and has_conv,
+            compile=bool(spec.get("compile", False)),
+            deterministic=bool(spec.get("deterministic", True)),
+        )
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """bf16 autocast for the forward pass and loss, or nothing."""
+        if self.amp == "bf16":
+            return torch.autocast(device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def prepare_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def wrap(self, net: nn.Module) -> nn.Module:
+        """torch.compile the training network (after DDP wrapping, as DDP's optimizer expects)."""
+        return torch.compile(net) if self.compile else net
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def configure_determinism(device: torch.device, deterministic: bool) -> None:
+    """On GPUs, deterministic cuDNN/cuBLAS kernels (same seed, same numbers) or autotuned ones.
+
+    Ops with no deterministic CUDA kernel warn instead of failing. Must run before the first
+    cuBLAS call: cuBLAS reads its workspace setting when it starts.
+    """
+    if device.type != "cuda":
+        return
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
