@@ -4,7 +4,8 @@ For ResNet-20 on CIFAR-shaped input (batch 512 and 8192) and ResNet-50 on ImageN
 input (batch 256), synthetic data on the device, one SGD training step (forward, backward,
 update) is timed with the pipeline's own speed settings (lbgap.acceleration, the config keys
 amp, channels_last, compile, deterministic): fp32, bf16 autocast, bf16 + channels_last,
-bf16 + channels_last + torch.compile, all with cuDNN autotuning, and bf16 + channels_last with
+bf16 + channels_last + torch.compile (default mode, and reduce-overhead: CUDA graphs), all
+with cuDNN autotuning, and bf16 + channels_last with
 deterministic kernels (the pipeline's default on a GPU). FLOPs per step are counted once with
 torch.utils.flop_counter.FlopCounterMode; MFU = FLOPs/s over the GPU's dense bf16 peak (null
 for a GPU not in the table; --peak-tflops sets it). Without a GPU it prints "skipped: no GPU"
@@ -45,6 +46,12 @@ VARIANTS = {  # name: the run-spec keys of lbgap.acceleration
         "compile": True,
         "deterministic": False,
     },
+    "bf16+channels_last+compile(reduce-overhead)": {
+        "amp": "bf16",
+        "channels_last": True,
+        "compile": "reduce-overhead",
+        "deterministic": False,
+    },
     "bf16+channels_last deterministic": {"amp": "bf16", "channels_last": True},
 }
 
@@ -70,6 +77,7 @@ def make_step(network: str, dataset: str, batch: int, variant: str, device: torc
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 
     def step() -> None:
+        accel.begin_step()
         with accel.autocast(device):
             loss = F.cross_entropy(net(x), y)
         loss.backward()
@@ -131,7 +139,7 @@ def bench_config(config: str, args, device: torch.device, peak: float | None) ->
         }
         mfu = rows[variant]["mfu"]
         print(
-            f"{network:9s} b{batch:<5d} {variant:33s} {batch / s:9.0f} img/s  "
+            f"{network:9s} b{batch:<5d} {variant:44s} {batch / s:9.0f} img/s  "
             f"{flops / s / 1e12:7.1f} TFLOP/s  MFU {'n/a' if mfu is None else f'{mfu:.1%}'}",
             flush=True,
         )

@@ -15,7 +15,7 @@ from test_resume import assert_same_run, stop_after
 from test_train import make_spec
 
 from lbgap import train
-from lbgap.acceleration import Acceleration
+from lbgap.acceleration import Acceleration, compile_mode
 from lbgap.ghost_bn import GhostBatchNorm2d
 from lbgap.models import build_model
 
@@ -26,16 +26,29 @@ needs_gpu = pytest.mark.skipif(not GPU, reason="needs a GPU")
 
 def test_auto_means_float32_and_default_layout_on_a_cpu():
     a = Acceleration.resolve({"amp": "auto", "channels_last": "auto"}, CPU, build_model("C1", 10))
-    assert (a.amp, a.channels_last, a.compile, a.deterministic) == ("fp32", False, False, True)
+    assert (a.amp, a.channels_last, a.compile, a.deterministic) == ("fp32", False, None, True)
 
 
 def test_explicit_settings_and_no_channels_last_without_convolutions():
     conv = Acceleration.resolve({"amp": "bf16", "channels_last": True}, CPU, build_model("C1", 10))
     mlp = Acceleration.resolve({"channels_last": True, "compile": True}, CPU, build_model("F1", 10))
     assert (conv.amp, conv.channels_last) == ("bf16", True)
-    assert (mlp.amp, mlp.channels_last, mlp.compile) == ("fp32", False, True)
+    assert (mlp.amp, mlp.channels_last, mlp.compile) == ("fp32", False, "default")
     with pytest.raises(ValueError, match="amp must be one of"):
         Acceleration.resolve({"amp": "fp16"}, CPU, build_model("F1", 10))
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [(False, None), (None, None), (True, "default"), ("reduce-overhead", "reduce-overhead")],
+)
+def test_compile_modes(value, mode):
+    assert compile_mode(value) == mode
+
+
+def test_unknown_compile_mode_is_a_clear_error():
+    with pytest.raises(ValueError, match="compile must be false, true or one of"):
+        compile_mode("fast")
 
 
 def test_ghost_batch_norm_keeps_float32_statistics_under_bf16_autocast():
@@ -79,9 +92,8 @@ def test_compiled_run_matches_eager(tmp_path, prepared_mnist):
     a = pd.read_csv(tmp_path / "eager" / "steps.csv")["loss"]
     b = pd.read_csv(tmp_path / "compiled" / "steps.csv")["loss"]
     assert (a - b).abs().max() < 1e-3
-    assert json.loads((tmp_path / "compiled" / "summary.json").read_text())["acceleration"][
-        "compile"
-    ]
+    summary = json.loads((tmp_path / "compiled" / "summary.json").read_text())
+    assert summary["acceleration"]["compile"] == "default"
 
 
 # ---------------------------------------------------------------- on a GPU
@@ -116,14 +128,14 @@ def test_gpu_defaults_use_bf16_and_channels_last(tmp_path, prepared_cifar):
     assert summary["acceleration"] == {
         "amp": "bf16",
         "channels_last": True,
-        "compile": False,
+        "compile": None,
         "deterministic": True,
     }
     assert summary["status"] == "completed"
 
 
 @needs_gpu
-@pytest.mark.parametrize("compile_", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("compile_", [False, True, "reduce-overhead"])
 def test_gpu_same_seed_same_numbers(tmp_path, prepared_cifar, compile_):
     spec = cifar_spec(prepared_cifar, device="cuda", amp="auto", channels_last="auto")
     spec.update(compile=compile_, ghost_batch=16)

@@ -227,6 +227,7 @@ class Trainer:
         for i, (xs, ys) in enumerate(zip(x.chunk(accum), y.chunk(accum), strict=True)):
             sync = i == accum - 1 or ddp is None
             with contextlib.nullcontext() if sync else ddp.no_sync():
+                self.accel.begin_step()
                 with self.accel.autocast(self.ctx.device):
                     loss = F.cross_entropy(self.net(xs), ys) / accum
                 loss.backward()
