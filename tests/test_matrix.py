@@ -76,6 +76,9 @@ def test_impossible_batch_is_a_one_line_error(config):
             lambda c: c["papers"]["keskar2017"]["experiments"]["F1"].update(network="F9"),
             "papers.keskar2017.experiments.F1.network",
         ),
+        (lambda c: c.update(compile="fast"), "config error at compile"),
+        (lambda c: c.update(amp="fp16"), "config error at amp"),
+        (lambda c: c.update(deterministic="maybe"), "config error at deterministic"),
     ],
 )
 def test_bad_config_names_the_key(repo_config, edit, expected):
@@ -85,6 +88,20 @@ def test_bad_config_names_the_key(repo_config, edit, expected):
         matrix.prepare_config(config)
     assert expected in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_speed_settings_from_the_command_line_reach_the_spec(repo_config):
+    """Snakemake's --config passes text: "false" must become the boolean, not an error."""
+    edited = {**repo_config, "compile": "reduce-overhead", "deterministic": "false"}
+    edited["download"] = "True"
+    config = matrix.prepare_config(edited)
+    assert config["deterministic"] is False and config["download"] is True
+    spec = matrix.spec(config, matrix.Run("keskar2017", "F1", "LB", 0))
+    assert (spec["compile"], spec["deterministic"], spec["amp"]) == (
+        "reduce-overhead",
+        False,
+        "auto",
+    )
 
 
 def test_variant_overrides_do_not_leak_defaults(config):

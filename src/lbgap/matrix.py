@@ -106,9 +106,21 @@ def with_defaults(config: dict, schema: dict) -> dict:
     return config
 
 
+def booleans_from_command_line(config: dict, schema: dict) -> dict:
+    """`--config download=true` arrives as the string "true": read it as the boolean it means."""
+    words = {"true": True, "false": False}
+    for key, prop in schema["properties"].items():
+        value = config.get(key)
+        allows_bool = prop.get("type") == "boolean" or True in prop.get("enum", [])
+        if allows_bool and isinstance(value, str) and value.lower() in words:
+            config[key] = words[value.lower()]
+    return config
+
+
 def prepare_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
     schema = load_schema(schema_path)
     config = json.loads(json.dumps(config))  # YAML anchors share objects; make them separate
+    config = booleans_from_command_line(config, schema)
     check(config, schema)
     return with_defaults(config, schema)
 
