@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -38,17 +38,24 @@ def bn_eval_mode(model: nn.Module, mode: str) -> Iterator[None]:
         model.train(was_training)
 
 
-@torch.no_grad()
 def evaluate(
     model: nn.Module, x: Tensor, y: Tensor, chunk: int = 4096, bn_mode: str = "running"
 ) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (%) of `model` on (x, y)."""
-    total_loss = torch.zeros((), device=x.device, dtype=torch.float64)
-    correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    return evaluate_batches(model, zip(x.split(chunk), y.split(chunk), strict=True), bn_mode)
+
+
+@torch.no_grad()
+def evaluate_batches(
+    model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], bn_mode: str = "running"
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (%) over batches, e.g. streamed from image folders."""
+    total_loss, correct, n = 0.0, 0, 0
     with bn_eval_mode(model, bn_mode):
-        for xs, ys in zip(x.split(chunk), y.split(chunk), strict=True):
+        for xs, ys in batches:
             logits = model(xs)
             total_loss += F.cross_entropy(logits.float(), ys, reduction="sum").double()
             correct += (logits.argmax(1) == ys).sum()
-    n = max(len(y), 1)
-    return total_loss.item() / n, 100.0 * correct.item() / n
+            n += len(ys)
+    n = max(n, 1)
+    return float(total_loss) / n, 100.0 * int(correct) / n

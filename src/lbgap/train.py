@@ -15,6 +15,7 @@ import math
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +27,8 @@ from torch.nn.parallel import DistributedDataParallel
 from lbgap import distributed
 from lbgap.acceleration import Acceleration, configure_determinism
 from lbgap.data import load_prepared, random_crop_flip
-from lbgap.evaluation import evaluate
+from lbgap.evaluation import evaluate, evaluate_batches
+from lbgap.imagefolder import ImageStream
 from lbgap.io import atomic_write, write_json
 from lbgap.models import build_model, zero_init_last_bn
 from lbgap.noise import NoiseScaleTracker, squared_grad_norm
@@ -89,7 +91,20 @@ class Trainer:
         torch.manual_seed(spec["seed"])
         self.data = load_prepared(spec["data"], ctx.device)
         info = self.data["info"]
-        self.n_train = len(self.data["train_y"])
+        self.stream: ImageStream | None = None
+        if "imagefolder" in self.data:  # ImageNet: streamed from disk, not held on the device
+            self.stream = ImageStream(
+                self.data["imagefolder"],
+                info,
+                spec["seed"],
+                ctx.device,
+                spec.get("image_size"),
+                spec.get("loader_workers"),
+                bool(spec.get("augment")),
+            )
+            self.n_train = self.stream.n_train
+        else:
+            self.n_train = len(self.data["train_y"])
         self.schedule = Schedule.from_config(spec["schedule"])
         self.model = build_model(
             spec["network"], info.classes, spec.get("width", 1.0), spec.get("ghost_batch")
@@ -198,11 +213,16 @@ class Trainer:
         share = batch // self.ctx.world_size
         return idx[self.ctx.rank * share : (self.ctx.rank + 1) * share]
 
-    def inputs(self, idx: torch.Tensor) -> torch.Tensor:
-        x = self.data["train_x"][idx]
-        if self.spec.get("augment"):
-            x = random_crop_flip(x, 4, self.data_gen)
-        return self.accel.prepare_inputs(x)
+    def batches(self, index_lists: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, ...]]:
+        """This rank's training batches for these index lists, in order."""
+        if self.stream is not None:
+            yield from self.stream.train_batches([i.cpu() for i in index_lists], self.epoch)
+            return
+        for idx in index_lists:
+            x = self.data["train_x"][idx]
+            if self.spec.get("augment"):
+                x = random_crop_flip(x, 4, self.data_gen)
+            yield x, self.data["train_y"][idx]
 
     def set_lr(self, lr: float) -> None:
         """Set the LR; without momentum correction, emulate the uncorrected update of Goyal."""
@@ -216,11 +236,13 @@ class Trainer:
             group["lr"] = lr
         self.last_lr = lr
 
-    def step(self, idx: torch.Tensor, lr: float, measure_noise: bool = False) -> torch.Tensor:
-        """One update on this rank's share `idx` of the global batch; returns the mean loss."""
+    def step(
+        self, x: torch.Tensor, y: torch.Tensor, lr: float, measure_noise: bool = False
+    ) -> torch.Tensor:
+        """One update on this rank's share (x, y) of the global batch; returns the mean loss."""
         self.set_lr(lr)
-        accum = micro_batches(len(idx), self.spec.get("micro_batch"))
-        x, y = self.inputs(idx), self.data["train_y"][idx]
+        accum = micro_batches(len(y), self.spec.get("micro_batch"))
+        x = self.accel.prepare_inputs(x)
         total = torch.zeros((), device=self.ctx.device)
         params = list(self.model.parameters())
         ddp = self.ddp()
@@ -232,10 +254,10 @@ class Trainer:
                     loss = F.cross_entropy(self.net(xs), ys) / accum
                 loss.backward()
             total += loss.detach()
-        half = self.noise_split(len(idx)) if measure_noise else 0
+        half = self.noise_split(len(y)) if measure_noise else 0
         if half:
             g_small_sq = self.side_gradient_sq(x[:half], y[:half])
-            big = len(idx) * self.ctx.world_size
+            big = len(y) * self.ctx.world_size
             self.noise.update(g_small_sq, squared_grad_norm(params), half, big)
         clip = self.spec.get("grad_clip")
         clip_epochs = self.spec.get("grad_clip_epochs")
@@ -323,6 +345,9 @@ class Trainer:
             self.resume_gen_state = None
         pending: list[tuple] = []
         start = time.perf_counter()
+        batches = self.batches(
+            [self.batch_indices(perm, it, batch) for it in range(self.iteration, iters)]
+        )
         while self.iteration < iters:
             stop, save = self.agreed_flags()
             if stop or save:
@@ -335,7 +360,7 @@ class Trainer:
             lr = self.schedule.lr_at(self.epoch, self.iteration, iters)
             every = self.spec.get("noise_every", 0)
             measure = bool(every) and self.updates % every == 0
-            loss = self.step(self.batch_indices(perm, self.iteration, batch), lr, measure)
+            loss = self.step(*next(batches), lr, measure)
             pending.append((loss, self.weight_distance(), lr))
             self.iteration += 1
             self.updates += 1
@@ -366,12 +391,13 @@ class Trainer:
         }
         if self.status != "diverged":
             chunk, mode = spec.get("eval_chunk", 4096), spec.get("bn_eval", "running")
-            row["train_loss"], row["train_acc"] = evaluate(
-                self.model, d["train_x"], d["train_y"], chunk, mode
-            )
-            row["test_loss"], row["test_acc"] = evaluate(
-                self.model, d["test_x"], d["test_y"], chunk, mode
-            )
+            for split in ("train", "test"):
+                if self.stream is not None:
+                    batches = self.stream.eval_batches(split, chunk)
+                    loss_acc = evaluate_batches(self.model, batches, mode)
+                else:
+                    loss_acc = evaluate(self.model, d[f"{split}_x"], d[f"{split}_y"], chunk, mode)
+                row[f"{split}_loss"], row[f"{split}_acc"] = loss_acc
         self.rows.append(row)
         if self.ctx.is_main:
             print(self.progress_line(row), flush=True)

@@ -1,0 +1,118 @@
+"""ImageNet-style data streamed from class folders: decoding and augmentation in worker processes.
+
+ImageNet does not fit on the device, so unlike the small datasets it is read the way
+torchvision's classification reference reads it: ImageFolder, RandomResizedCrop and a flip for
+training, resize and center crop for evaluation, DataLoader workers. Two things differ so that
+a run stays exact: batches follow the run's own seeded permutation (the trainer hands over the
+index lists), and each image's augmentation draws come from a seed made of (run seed, epoch,
+image index). A run therefore repeats bit for bit whatever the number of workers, and a resumed
+run continues mid-epoch exactly. Workers send uint8 images; normalization happens on the device.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchvision.datasets import ImageFolder
+from torchvision.transforms import v2
+
+from lbgap.data import DatasetInfo, normalize
+
+TRAIN_EVAL_IMAGES = 10000  # fixed subset of the training set for the per-epoch train accuracy
+
+
+def image_seed(seed: int, epoch: int, index: int) -> int:
+    """An independent, reproducible seed per (run, epoch, image)."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+class SeededImages(Dataset):
+    """ImageFolder whose keys are (index, epoch) and whose random transforms are seeded by them."""
+
+    def __init__(self, folder: str, transform: v2.Transform, seed: int) -> None:
+        self.folder = ImageFolder(folder)
+        self.transform, self.seed = transform, seed
+
+    def __len__(self) -> int:
+        return len(self.folder.samples)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, int]:
+        index, epoch = key
+        path, target = self.folder.samples[index]
+        image = self.folder.loader(path)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(image_seed(self.seed, epoch, index))
+            return self.transform(image), target
+
+
+def train_transform(size: int) -> v2.Transform:
+    return v2.Compose([v2.ToImage(), v2.RandomResizedCrop(size), v2.RandomHorizontalFlip()])
+
+
+def eval_transform(size: int) -> v2.Transform:
+    return v2.Compose([v2.ToImage(), v2.Resize(round(size * 256 / 224)), v2.CenterCrop(size)])
+
+
+def default_workers() -> int:
+    """The CPUs this process may use, shared by the ranks on this node; at most 16."""
+    ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    return max(1, min(16, len(os.sched_getaffinity(0)) // ranks))
+
+
+class ImageStream:
+    """Batches of one run: training batches in the run's order, evaluation over whole splits."""
+
+    def __init__(
+        self,
+        folders: dict[str, str],
+        info: DatasetInfo,
+        seed: int,
+        device: torch.device,
+        image_size: int | None = None,
+        workers: int | None = None,
+        augment: bool = True,
+    ) -> None:
+        size = image_size or info.shape[-1]
+        self.info, self.device, self.seed = info, device, seed
+        self.workers = default_workers() if workers is None else workers
+        crop = train_transform(size) if augment else eval_transform(size)
+        self.train = SeededImages(folders["train"], crop, seed)
+        self.train_eval = SeededImages(folders["train"], eval_transform(size), seed)
+        self.test = SeededImages(folders["val"], eval_transform(size), seed)
+        self.n_train = len(self.train)
+        if not self.n_train or not len(self.test):
+            raise ValueError(f"no images under {folders['train']} or {folders['val']}")
+
+    def _load(self, dataset: Dataset, keys: Sequence[list]) -> Iterator[tuple[Tensor, Tensor]]:
+        loader = DataLoader(
+            dataset,
+            batch_sampler=keys,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+        )
+        for x, y in loader:
+            x = x.as_subclass(Tensor).to(self.device, non_blocking=True)
+            yield normalize(x, self.info), y.to(self.device, non_blocking=True)
+
+    def train_batches(
+        self, batches: Sequence[Tensor], epoch: int
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """The training batches with these image indices, in this order, augmented for `epoch`."""
+        keys = [[(int(i), epoch) for i in idx.tolist()] for idx in batches]
+        return self._load(self.train, keys)
+
+    def eval_batches(self, split: str, chunk: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """The validation set, or a fixed subset of the training set, center-cropped."""
+        if split == "test":
+            dataset, n = self.test, len(self.test)
+            order = torch.arange(n)
+        else:
+            dataset, n = self.train_eval, min(TRAIN_EVAL_IMAGES, self.n_train)
+            order = torch.randperm(self.n_train, generator=torch.Generator().manual_seed(0))[:n]
+        keys = [[(int(i), 0) for i in part.tolist()] for part in order.split(chunk)]
+        return self._load(dataset, keys)
