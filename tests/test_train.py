@@ -125,3 +125,12 @@ def test_noise_measurement_does_not_change_the_run(tmp_path, prepared_mnist):
     # tr(Sigma) is well measured; |G|^2 (and so B_noise) may be lost in the noise this early
     assert (metrics["noise_trace_sigma"] > 0).all()
     assert metrics["b_noise"].isna().all() == (metrics["noise_grad_sq"] <= 0).all()
+
+
+def test_long_epochs_print_progress(tmp_path, prepared_mnist, capsys, monkeypatch):
+    monkeypatch.setattr(train, "PROGRESS_SECONDS", 0.0)  # a line after every update
+    train.run(make_spec(prepared_mnist, epochs=1), tmp_path)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "iteration" in line]
+    assert len(lines) == 500 // 64
+    assert lines[0].startswith("[F1/SB/seed3] epoch 1/1 iteration 1/7 batch 64 | loss ")
+    assert lines[-1].split("|")[-1].strip().endswith("samples/s")

@@ -36,6 +36,7 @@ from lbgap.schedules import Schedule, noise_scale, rescale_momentum_buffers
 
 STATE_FILE = "state.pt"  # resumable state, kept out of Snakemake's outputs so retries find it
 SYNC_EVERY = 10  # with several ranks, agree on stopping/saving every this many updates
+PROGRESS_SECONDS = 60.0  # a progress line within long epochs (ImageNet) this often
 
 
 class Preempted(Exception):
@@ -132,7 +133,8 @@ class Trainer:
         self.stop_requested = False
         self.resume_gen_state: torch.Tensor | None = None
         self.checkpoint_s = 60 * spec.get("checkpoint_minutes", 10.0)
-        self.last_save = time.monotonic()
+        self.last_save = self.last_progress = time.monotonic()
+        self.progress_samples = 0
         self.noise = NoiseScaleTracker()
         self.last_lr: float | None = None
 
@@ -365,6 +367,8 @@ class Trainer:
             self.iteration += 1
             self.updates += 1
             self.samples += batch
+            if time.monotonic() - self.last_progress > PROGRESS_SECONDS:
+                self.report_progress(loss, iters, batch)
         self.record_steps(pending, batch)
         self.elapsed += time.perf_counter() - start
         this_epoch = [s for s in self.steps if s["epoch"] == self.epoch]
@@ -407,8 +411,23 @@ class Trainer:
         self.iteration = 0
         self.epoch_gen_state = self.data_gen.get_state()
 
+    def report_progress(self, loss: torch.Tensor, iters: int, batch: int) -> None:
+        """Within an epoch: where the run is, its loss and throughput (one device sync)."""
+        now = time.monotonic()
+        rate = (self.samples - self.progress_samples) / (now - self.last_progress)
+        self.last_progress, self.progress_samples = now, self.samples
+        if self.ctx.is_main:
+            print(
+                f"[{self.run_name()}] epoch {self.epoch + 1}/{self.schedule.epochs} "
+                f"iteration {self.iteration}/{iters} batch {batch} | loss {float(loss):.4f} | "
+                f"{rate:.0f} samples/s",
+                flush=True,
+            )
+
+    def run_name(self) -> str:
+        return f"{self.spec['experiment']}/{self.spec['variant']}/seed{self.spec['seed']}"
+
     def progress_line(self, row: dict) -> str:
-        run = f"{self.spec['experiment']}/{self.spec['variant']}/seed{self.spec['seed']}"
         metrics = (
             f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}% | "
             f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.2f}%"
@@ -416,7 +435,7 @@ class Trainer:
             else "DIVERGED (non-finite loss)"
         )
         return (
-            f"[{run}] epoch {row['epoch']}/{self.schedule.epochs} batch {row['batch']} "
+            f"[{self.run_name()}] epoch {row['epoch']}/{self.schedule.epochs} batch {row['batch']} "
             f"lr {row['lr']:.4g} | {metrics} | {row['train_time_s']:.1f}s"
         )
 
@@ -430,6 +449,7 @@ class Trainer:
 
     def fit(self) -> None:
         """Epochs until done or diverged; `run_epoch` checkpoints every `checkpoint_minutes`."""
+        self.last_progress, self.progress_samples = time.monotonic(), self.samples
         while self.epoch < self.schedule.epochs and self.status != "diverged":
             self.run_epoch()
         if self.status == "running":
