@@ -53,18 +53,10 @@ def set_threads(threads: int) -> None:
 
 
 # ---------------------------------------------------------------- machine facts
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info() -> dict[str, Any]:
     """What a reader needs to judge the numbers: hardware, software, threads, load."""
+    from lbgap.provenance import cpu_model
+
     info: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
@@ -166,6 +158,43 @@ def synthetic_prepared(path: Path, dataset: str, n_train: int, n_test: int, seed
     }
     save_tensors(path, payload)
     return path
+
+
+def run_spec(
+    network: str,
+    dataset: str,
+    batch: int,
+    data: Path,
+    optimizer: dict[str, Any],
+    *,
+    width: float = 1.0,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """A run spec like the workflow writes: one epoch of `network` at a constant `batch` and the
+    optimizer's LR, with nothing that is not timed (no noise measurement, no checkpoint)."""
+    return {
+        "paper": "bench",
+        "experiment": network,
+        "variant": f"B{batch}",
+        "seed": 0,
+        "scale": "bench",
+        "network": network,
+        "dataset": dataset,
+        "data": str(data),
+        "width": width,
+        "ghost_batch": None,
+        "optimizer": optimizer,
+        "schedule": {
+            "base_lr": optimizer["lr"],
+            "base_batch": batch,
+            "batch_size": batch,
+            "epochs": 1,
+        },
+        "device": device,
+        "bn_eval": "running",
+        "noise_every": 0,
+        "checkpoint_minutes": 1e9,
+    }
 
 
 def write_result(

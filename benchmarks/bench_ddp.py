@@ -22,27 +22,7 @@ import _common
 
 HERE = Path(__file__).resolve().parent
 DATASET_OF = {"F1": "mnist", "C1": "cifar10", "resnet20": "cifar10"}
-
-
-def spec_for(network: str, batch: int, data: Path, device: str) -> dict:
-    return {
-        "paper": "bench",
-        "experiment": network,
-        "variant": f"B{batch}",
-        "seed": 0,
-        "scale": "bench",
-        "network": network,
-        "dataset": DATASET_OF[network],
-        "data": str(data),
-        "width": 1.0,
-        "ghost_batch": None,
-        "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9},
-        "schedule": {"base_lr": 0.01, "base_batch": batch, "batch_size": batch, "epochs": 1},
-        "device": device,
-        "bn_eval": "running",
-        "noise_every": 0,
-        "checkpoint_minutes": 1e9,
-    }
+OPTIMIZER = {"name": "sgd", "lr": 0.01, "momentum": 0.9}
 
 
 def launch(nproc: int, spec: dict, steps: int, warmup: int, threads: int, folder: Path) -> dict:
@@ -98,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             for n in args.nprocs if r % 2 == 0 else args.nprocs[::-1]:
                 batch = args.batch * (n if args.mode == "weak" else 1)
-                spec = spec_for(args.network, batch, data, args.device)
+                spec = _common.run_spec(
+                    args.network,
+                    DATASET_OF[args.network],
+                    batch,
+                    data,
+                    OPTIMIZER,
+                    device=args.device,
+                )
                 runs[n].append(launch(n, spec, args.steps, args.warmup, args.threads, folder))
                 print(
                     f"round {r + 1}: {n} process(es) {runs[n][-1]['samples_per_s']:9.0f} samples/s",

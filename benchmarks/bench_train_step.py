@@ -28,28 +28,7 @@ CASES = {  # name: (network, dataset, batch)
 }
 TARGET = 0.95
 LR = 0.001
-
-
-def make_spec(network: str, dataset: str, batch: int, data: Path, width: float) -> dict:
-    """A run spec like the workflow writes (Keskar's settings: Adam, LR 0.001)."""
-    return {
-        "paper": "bench",
-        "experiment": network,
-        "variant": f"B{batch}",
-        "seed": 0,
-        "scale": "bench",
-        "network": network,
-        "dataset": dataset,
-        "data": str(data),
-        "width": width,
-        "ghost_batch": None,
-        "optimizer": {"name": "adam", "lr": LR},
-        "schedule": {"base_lr": LR, "base_batch": batch, "batch_size": batch, "epochs": 1},
-        "device": "cpu",
-        "bn_eval": "running",
-        "noise_every": 0,
-        "checkpoint_minutes": 1e9,
-    }
+OPTIMIZER = {"name": "adam", "lr": LR}  # Keskar's settings
 
 
 class Sides:
@@ -78,7 +57,8 @@ class Sides:
             it = self.it["ours"] = (self.it["ours"] + 1) % self.iters
             t.agreed_flags()
             lr = t.schedule.lr_at(0, it, self.iters)
-            loss = t.step(t.batch_indices(self.perm, it, self.batch), lr, measure_noise=False)
+            ((x, y),) = t.batches([t.batch_indices(self.perm, it, self.batch)])
+            loss = t.step(x, y, lr, measure_noise=False)
             pending.append((loss, t.weight_distance(), lr))
             t.updates += 1
         t.record_steps(pending, self.batch)  # one device sync, as at the end of an epoch
@@ -122,7 +102,8 @@ def bench_case(
         data = _common.synthetic_prepared(
             Path(tmp) / "data.pt", dataset, n_train or max(2 * batch, 4096), 256
         )
-        sides = Sides(make_spec(network, dataset, batch, data, width), Path(tmp) / "run", device)
+        spec = _common.run_spec(network, dataset, batch, data, OPTIMIZER, width=width)
+        sides = Sides(spec, Path(tmp) / "run", device)
         for side in ("ours", "bare"):  # warm-up: allocator, Adam state, kernels
             sides.timed(side, 2, threads)
         per_step = max(sides.timed(s, 1, threads).wall for s in ("ours", "bare"))

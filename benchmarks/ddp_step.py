@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             it = k % iters
             trainer.agreed_flags()
             lr = trainer.schedule.lr_at(0, it, iters)
-            loss = trainer.step(trainer.batch_indices(perm, it, batch), lr)
+            ((x, y),) = trainer.batches([trainer.batch_indices(perm, it, batch)])
+            loss = trainer.step(x, y, lr)
             pending.append((loss, trainer.weight_distance(), lr))
             trainer.updates += 1
         trainer.record_steps(pending, batch)

@@ -18,7 +18,8 @@ VENV_BIN = Path(sys.executable).parent
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
-    """In-process training tests run on one thread: faster on a busy 2-core machine."""
+    """In-process training tests run on one thread, as the launcher gives each rank: faster on
+    a busy 2-core machine."""
     import torch
 
     threads = torch.get_num_threads()

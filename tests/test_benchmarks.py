@@ -84,3 +84,16 @@ def test_gpu_benchmark_code_path_on_cpu(tmp_path):
     for variant in ("fp32", "bf16+channels_last"):
         assert config["variants"][variant]["images_per_s"] > 0
         assert config["variants"][variant]["mfu"] is None  # no peak known for a CPU
+
+
+def test_ddp_benchmark_runs_the_trainer_under_torchrun(tmp_path):
+    out = tmp_path / "ddp.json"
+    proc = run(
+        "bench_ddp.py", "--nprocs", "1", "--steps", "2", "--warmup", "1", "--rounds", "1",
+        "--n-train", "512", "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["benchmark"] == "ddp"
+    run_1 = result["runs"]["1"][0]
+    assert run_1["world_size"] == 1 and run_1["steps"] == 2 and run_1["samples_per_s"] > 0

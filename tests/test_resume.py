@@ -21,15 +21,6 @@ import torch
 from lbgap import train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread, as the launcher gives each rank: fast on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_spec(data: Path, **overrides) -> dict:
     """A seconds-long F1 run that uses every kind of state: momentum, augmentation, noise."""
     spec = {

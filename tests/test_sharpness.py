@@ -8,6 +8,7 @@ from lbgap.sharpness import (
     box_bounds,
     flat_loss_and_grad,
     flat_params,
+    gc_paused,
     pinv_apply,
     random_subspace,
     sharpness,
@@ -139,6 +140,48 @@ def test_pinv_apply_and_box_bounds():
     np.testing.assert_allclose(box_bounds(x, 0.1), 0.1 * (np.abs(x) + 1))
 
 
+def test_pinv_apply_of_float32_matrix_is_float64_accurate():
+    # A float32 Gaussian A (as random_subspace draws it), summed in blocks that do not divide n:
+    # the float64 normal equations must match an exact float64 pseudo-inverse (a float32 solve
+    # is off by ~1e-6 and fails this).
+    A = random_subspace(2000, 7, seed=5)
+    x = np.random.default_rng(5).standard_normal(2000)
+    expected = np.linalg.pinv(A.astype(np.float64)) @ x
+    for block_rows in (300, 8192):
+        got = pinv_apply(A, x, block_rows=block_rows)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-14)
+
+
+def test_pinv_apply_rank_deficient_gives_minimum_norm_solution():
+    rng = np.random.default_rng(6)
+    B = rng.standard_normal((40, 3))
+    A = np.column_stack([B, B[:, 0] + B[:, 1]])  # rank 3: the normal equations are singular
+    x = rng.standard_normal(40)
+    np.testing.assert_allclose(pinv_apply(A, x), np.linalg.pinv(A) @ x, rtol=1e-8, atol=1e-12)
+    with pytest.raises(ValueError, match="rows"):
+        pinv_apply(A, x[:-1])
+
+
+def test_gc_paused_restores_the_collector_state():
+    import gc
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
+
+
 def test_random_subspace_is_seeded():
     a = random_subspace(50, 3, seed=7)
     assert a.shape == (50, 3) and a.dtype == np.float32
@@ -203,5 +246,6 @@ def test_model_sharpness_matches_core_and_keeps_parameters(subspace_dim):
     assert res["subspace_dim"] == subspace_dim
     assert res["n_params"] == 44
     assert 0 < res["eval_time_s"] <= res["wall_time_s"]
+    assert 0 <= res["eval_cpu_s"] <= res["cpu_time_s"]
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from lbgap import results  # noqa: E402
@@ -33,13 +36,43 @@ def paper_line(ax, value: float | None, label: str, color: str) -> None:
         ax.axhline(value, color=color, ls="--", lw=1.2, label=f"{label}: {value:.2f}")
 
 
+def ran_experiments(plan: dict) -> dict:
+    """The plan's experiments that run at this scale: those a figure has lines for."""
+    return {n: e for n, e in plan["experiments"].items() if not e["skip"]}
+
+
+def panel_per_experiment(
+    plan: dict,
+    draw: Callable[[Axes, dict], None],
+    panel: tuple[float, float],
+    title: str,
+    **axis: str,
+) -> Figure:
+    """One panel per experiment that ran, side by side, gridded for log scales: the layout of
+    a figure that follows one quantity of every variant over training.
+
+    `draw(ax, exp)` draws an experiment's lines; `panel` is one panel's (width, height) in
+    inches; `axis` sets each panel's scales and axis labels, and its title is the experiment's.
+    """
+    ran = ran_experiments(plan)
+    width, height = panel
+    fig, axes = plt.subplots(1, max(len(ran), 1), figsize=(width * max(len(ran), 1), height))
+    axes = np.atleast_1d(axes)
+    for ax, exp in zip(axes, ran.values(), strict=False):
+        draw(ax, exp)
+        ax.set(**axis, title=exp["label"])
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    return finish(fig, axes[0], ran, title)
+
+
 def training_curves(plan: dict, reference_table: str | None = None) -> Figure:
     """Per experiment: train loss and test accuracy against epochs, one line per variant.
 
     With `reference_table`, the paper's final test accuracy of each variant (that table's
     `test_<variant>` column in reference.yaml) is drawn as a dashed line.
     """
-    ran = {n: e for n, e in plan["experiments"].items() if not e["skip"]}
+    ran = ran_experiments(plan)
     fig, axes = plt.subplots(len(ran) or 1, 2, figsize=(10, 3.4 * max(len(ran), 1)), squeeze=False)
     for (name, exp), (ax_loss, ax_acc) in zip(ran.items(), axes, strict=False):
         for variant, info in exp["variants"].items():

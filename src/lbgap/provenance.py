@@ -86,7 +86,9 @@ def versions(snakemake: str | None = None) -> dict:
     return found
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (as /proc/cpuinfo gives it, else what platform knows): the
+    provenance and the benchmarks' machine facts both name the machine with it."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -106,7 +108,7 @@ def _memory_gib() -> str:
 
 def hardware() -> dict:
     found = {
-        "CPU": f"{_cpu_model()} ({os.cpu_count()} logical cores)",
+        "CPU": f"{cpu_model()} ({os.cpu_count()} logical cores)",
         "memory": _memory_gib(),
         "OS": platform.platform(),
     }

@@ -20,9 +20,25 @@ from lbgap.papers import reference
 from lbgap.tables import format_paper
 
 
+def experiment_columns(name: str, exp: dict) -> dict:
+    """The first CSV columns of a table row: which experiment, network and dataset it is."""
+    return {"experiment": name, "network": exp["network"], "dataset": exp["dataset"]}
+
+
+def experiment_notes(plan: dict) -> list[str]:
+    """The config's note of each experiment that has one, for a table's notes: where a row
+    departs from the paper, the reader learns it beside the numbers."""
+    return [f"{e['label']}: {e['note'].strip()}" for e in plan["experiments"].values() if e["note"]]
+
+
 def dirs_of(exp: dict, variant: str) -> list[str]:
     """Run folders of one variant of a plan's experiment (none if absent or not run)."""
     return exp["variants"].get(variant, {}).get("dirs", [])
+
+
+def batch_of(exp: dict, variant: str) -> int | None:
+    """The (initial) batch size of one variant of a plan's experiment (None if absent)."""
+    return exp["variants"].get(variant, {}).get("batch_size")
 
 
 def measured(
@@ -58,6 +74,25 @@ def quoted(paper: str, table: str, row: str, column: str, prefix: str) -> tuple[
     """The paper's (mean, std) for one cell as CSV columns and a Markdown cell ('-' if none)."""
     mean, std = reference(paper, table, row, column)
     return {f"{prefix}_paper_mean": mean, f"{prefix}_paper_std": std}, format_paper(mean, std)
+
+
+def beside_paper(
+    dirs: list[str],
+    variant: str,
+    quantity: str,
+    paper_row: tuple[str, str, str],
+    error: bool = False,
+) -> tuple[dict, str, str]:
+    """One variant's final `quantity` beside the paper's, the cell every paper table starts from.
+
+    `paper_row` is (paper, table, row) in reference.yaml; the paper's column is the variant.
+    Returns the CSV columns (ours, the seeds that diverged, the paper's), our Markdown cell and
+    the paper's. With `error`, ours is 100 - accuracy (see `measured`).
+    """
+    prefix = f"{variant}_{quantity}"
+    ours, cell = measured(dirs, prefix, error=error)
+    paper, paper_cell = quoted(*paper_row, variant, prefix)
+    return ours | {f"{variant}_diverged": diverged(dirs)} | paper, cell, paper_cell
 
 
 def run_totals(dirs: list[str]) -> dict:

@@ -15,12 +15,22 @@ from matplotlib.figure import Figure
 
 from lbgap import figures, results
 from lbgap.papers import Product, _reference
-from lbgap.papers.cells import dirs_of, diverged, measured, median_column, quoted, spec_of
+from lbgap.papers.cells import (
+    batch_of,
+    beside_paper,
+    dirs_of,
+    experiment_columns,
+    experiment_notes,
+    median_column,
+    spec_of,
+)
 
 PAPER = "goyal2017"
 # B_noise (McCandlish et al.) is read from the large-batch run: there the noise estimate's two
 # batches are whole numbers of the 32-sample batch-norm batches, at kn = 32 they cannot be.
 NOISE_FROM = "gradual_warmup"
+# The paper's Table 1 is for ResNet-50 on ImageNet: every row, analogs too, quotes that row.
+PAPER_ROW = (PAPER, "table1", "ResNet50_ImageNet")
 SETTINGS = {
     "baseline": "baseline (no warmup needed)",
     "no_warmup": "no warmup",
@@ -48,21 +58,16 @@ def table1(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Top-1 error (%) with no, constant, gradual warmup (Goyal et al. Table 1): ours, paper."""
     rows, shown = [], []
     for name, exp in plan["experiments"].items():
-        row = {
-            "experiment": name,
-            "network": exp["network"],
-            "dataset": exp["dataset"],
+        row = experiment_columns(name, exp) | {
             "note": exp["skip"] or "",
             "b_noise_median": median_column(dirs_of(exp, NOISE_FROM), "b_noise"),
-            "b_noise_batch": exp["variants"].get(NOISE_FROM, {}).get("batch_size"),
+            "b_noise_batch": batch_of(exp, NOISE_FROM),
         }
         for v, setting in SETTINGS.items():
             dirs = dirs_of(exp, v)
-            ours, cell = measured(dirs, f"{v}_err", error=True)
-            paper, paper_cell = quoted(PAPER, "table1", "ResNet50_ImageNet", v, f"{v}_err")
+            cols, cell, paper_cell = beside_paper(dirs, v, "err", PAPER_ROW, error=True)
             lr = _peak_lr(dirs)
-            row |= ours | {f"{v}_diverged": diverged(dirs)} | paper
-            row |= {f"{v}_batch": exp["variants"].get(v, {}).get("batch_size"), f"{v}_lr": lr}
+            row |= cols | {f"{v}_batch": batch_of(exp, v), f"{v}_lr": lr}
             shown.append(
                 {
                     "Network": exp["label"],
@@ -80,7 +85,7 @@ def table1(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         "Error = 100 - final test (validation) accuracy. The paper's kn = 256 baseline and "
         "kn = 8k settings are quoted on every row; our kn and eta are those actually run.",
         "eta is the peak LR after warmup: eta = base LR x kn / base kn (linear scaling rule).",
-        *[f"{e['label']}: {e['note'].strip()}" for e in plan["experiments"].values() if e["note"]],
+        *experiment_notes(plan),
     ]
     return pd.DataFrame(rows), view
 
@@ -88,7 +93,7 @@ def table1(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
 def error_vs_batch(plan: dict) -> Figure:
     """Validation error vs minibatch size: ours (left) and the paper's Figure 1 (right)."""
     fig, (ours, paper) = plt.subplots(1, 2, figsize=(12, 4.6))
-    ran = {n: e for n, e in plan["experiments"].items() if not e["skip"]}
+    ran = figures.ran_experiments(plan)
     for exp in ran.values():
         points = []
         for v in sweep_variants(exp):
@@ -152,39 +157,37 @@ def _log_band(ax, frame: pd.DataFrame, label: str, **style) -> None:
     )
 
 
+# The two settings the paper compares drawn bold; the warmups that fall short thin and broken.
+CURVE_STYLES = {
+    "baseline": {"lw": 2.0},
+    "gradual_warmup": {"lw": 2.0},
+    "constant_warmup": {"ls": "--", "lw": 1.0},
+    "no_warmup": {"ls": ":", "lw": 1.2},
+}
+
+
+def _draw_losses(ax, exp: dict) -> None:
+    """Training loss of each warmup setting that ran, labelled with its kn and peak LR."""
+    for v, style in CURVE_STYLES.items():
+        dirs = dirs_of(exp, v)
+        if not dirs:
+            continue
+        lr = _peak_lr(dirs)
+        label = f"{SETTINGS[v]}: kn {exp['variants'][v]['batch_size']}, eta {lr:.3g}"
+        _log_band(ax, results.metrics(dirs), label, **style)
+
+
 def training_curves(plan: dict) -> Figure:
     """Training loss of the small-batch baseline and the large batch with linear rule and warmup."""
-    ran = {n: e for n, e in plan["experiments"].items() if not e["skip"]}
-    fig, axes = plt.subplots(1, max(len(ran), 1), figsize=(6.5 * max(len(ran), 1), 4.4))
-    axes = np.atleast_1d(axes)
-    styles = {
-        "baseline": {"lw": 2.0},
-        "gradual_warmup": {"lw": 2.0},
-        "constant_warmup": {"ls": "--", "lw": 1.0},
-        "no_warmup": {"ls": ":", "lw": 1.2},
-    }
-    for ax, exp in zip(axes, ran.values(), strict=False):
-        for v, style in styles.items():
-            dirs = dirs_of(exp, v)
-            if not dirs:
-                continue
-            lr = _peak_lr(dirs)
-            label = f"{SETTINGS[v]}: kn {exp['variants'][v]['batch_size']}, eta {lr:.3g}"
-            _log_band(ax, results.metrics(dirs), label, **style)
-        ax.set(
-            yscale="log",
-            xlabel="epoch",
-            ylabel="training loss (cross-entropy, whole training set)",
-            title=exp["label"],
-        )
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-    return figures.finish(
-        fig,
-        axes[0],
-        ran,
+    return figures.panel_per_experiment(
+        plan,
+        _draw_losses,
+        (6.5, 4.4),
         f"Small vs large minibatch with the linear scaling rule (scale={plan['scale']})\n"
         "geometric mean over seeds, band: one geometric std",
+        yscale="log",
+        xlabel="epoch",
+        ylabel="training loss (cross-entropy, whole training set)",
     )
 
 

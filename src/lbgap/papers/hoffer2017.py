@@ -9,14 +9,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from lbgap import figures
 from lbgap.papers import Product, run_files
-from lbgap.papers.cells import dirs_of, diverged, fmt_int, measured, quoted, run_totals
+from lbgap.papers.cells import (
+    batch_of,
+    beside_paper,
+    dirs_of,
+    experiment_columns,
+    experiment_notes,
+    fmt_int,
+    run_totals,
+)
 
 PAPER = "hoffer2017"
 VARIANTS = ("SB", "LB", "+LR", "+GBN", "+RA")
@@ -28,22 +35,14 @@ def table1(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, shown = [], []
     for name, exp in plan["experiments"].items():
         paper_row = PAPER_ROW.get(name, name)
-        row = {
-            "experiment": name,
-            "network": exp["network"],
-            "dataset": exp["dataset"],
-            "paper_row": paper_row,
-            "note": exp["skip"] or "",
-        }
+        row = experiment_columns(name, exp) | {"paper_row": paper_row, "note": exp["skip"] or ""}
         view = {"Network": exp["label"]}
         for v in VARIANTS:
             dirs = dirs_of(exp, v)
-            ours, cell = measured(dirs, f"{v}_acc")
-            paper, paper_cell = quoted(PAPER, "table1", paper_row, v, f"{v}_acc")
+            cols, cell, paper_cell = beside_paper(dirs, v, "acc", (PAPER, "table1", paper_row))
             totals = run_totals(dirs)
-            row |= ours | {f"{v}_diverged": diverged(dirs)} | paper
-            row |= {
-                f"{v}_batch": exp["variants"].get(v, {}).get("batch_size"),
+            row |= cols | {
+                f"{v}_batch": batch_of(exp, v),
                 f"{v}_epochs": totals["epochs"],
                 f"{v}_updates": totals["updates"],
             }
@@ -56,7 +55,7 @@ def table1(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     view.attrs["notes"] = [
         "Columns are cumulative: +LR = LB with the LR x sqrt(|B_L|/|B_S|); +GBN adds ghost "
         "batch norm; +RA adds regime adaptation (|B_L|/|B_S| times the epochs).",
-        *[f"{e['label']}: {e['note'].strip()}" for e in plan["experiments"].values() if e["note"]],
+        *experiment_notes(plan),
     ]
     return pd.DataFrame(rows), view
 
@@ -99,35 +98,30 @@ def _log_fit(ax, steps: pd.DataFrame) -> None:
         ax.axvline(end, color="grey", lw=0.8, ls="--", label=f"SB's first LR decay (update {end})")
 
 
+def _draw_distances(ax, exp: dict) -> None:
+    """Each variant's distance from initialization, and the log t law fitted to SB's."""
+    for v in VARIANTS:
+        steps = _steps(dirs_of(exp, v))
+        if steps.empty:
+            continue
+        batch = exp["variants"][v]["batch_size"]
+        figures._band(ax, steps, "update", "weight_distance", f"{v} (batch {batch})")
+    sb = _steps(dirs_of(exp, "SB"))
+    if not sb.empty:
+        _log_fit(ax, sb)
+
+
 def weight_distance(plan: dict) -> Figure:
     """||w_t - w_0|| against log t per variant: the paper's 'ultra-slow diffusion' (~ log t)."""
-    ran = {n: e for n, e in plan["experiments"].items() if not e["skip"]}
-    fig, axes = plt.subplots(1, max(len(ran), 1), figsize=(7.0 * max(len(ran), 1), 4.8))
-    axes = np.atleast_1d(axes)
-    for ax, exp in zip(axes, ran.values(), strict=False):
-        for v in VARIANTS:
-            steps = _steps(dirs_of(exp, v))
-            if steps.empty:
-                continue
-            batch = exp["variants"][v]["batch_size"]
-            figures._band(ax, steps, "update", "weight_distance", f"{v} (batch {batch})")
-        sb = _steps(dirs_of(exp, "SB"))
-        if not sb.empty:
-            _log_fit(ax, sb)
-        ax.set(
-            xscale="log",
-            xlabel="parameter updates t (log scale)",
-            ylabel="||w_t - w_0|| (Euclidean, all weights)",
-            title=exp["label"],
-        )
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-    return figures.finish(
-        fig,
-        axes[0],
-        ran,
+    return figures.panel_per_experiment(
+        plan,
+        _draw_distances,
+        (7.0, 4.8),
         f"Distance from initialization, mean ± std over seeds (scale={plan['scale']})\n"
         "the paper: it grows like log t while the LR is constant",
+        xscale="log",
+        xlabel="parameter updates t (log scale)",
+        ylabel="||w_t - w_0|| (Euclidean, all weights)",
     )
 
 

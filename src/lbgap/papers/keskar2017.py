@@ -7,6 +7,7 @@ quantity is `phi_<eps>` with eps as the paper writes it (`SB_phi_1e-3_mean`), an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import pandas as pd
@@ -17,39 +18,57 @@ from lbgap.figures import training_curves
 from lbgap.papers import Product, reference, run_files
 from lbgap.papers import keskar2017_data as kd
 from lbgap.papers import keskar2017_figures as kf
+from lbgap.papers.cells import dirs_of, experiment_columns
 from lbgap.tables import format_paper
 
 PAPER = kd.PAPER
 
 
+def _by_network(
+    plan: dict, row_of: Callable[[str, dict], tuple[dict, dict]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A table of one row per network of Table 2: `row_of(name, exp)` gives its CSV row and its
+    Markdown row."""
+    pairs = [row_of(name, exp) for name, exp in kd.table_experiments(plan).items()]
+    return pd.DataFrame([row for row, _ in pairs]), pd.DataFrame([view for _, view in pairs])
+
+
+def _table2_row(plan: dict, name: str, exp: dict) -> tuple[dict, dict]:
+    """Train and test accuracy of SB and LB on one network, ours and the paper's."""
+    row = {"network": name, "dataset": exp["dataset"], "note": exp["skip"] or ""}
+    view = {"Network": exp["label"]}
+    for split in ("train", "test"):
+        for regime in ("SB", "LB"):
+            key = f"{split}_{regime}"
+            p_mean, p_std = reference(PAPER, "table2", name, key)
+            dirs = dirs_of(exp, regime)
+            stats, diverged = results.final_metric(dirs, f"{split}_acc")
+            row |= {
+                f"{key}_mean": stats["mean"],
+                f"{key}_std": stats["std"],
+                f"{key}_n": stats["n"],
+                f"{key}_diverged": diverged,
+                f"{key}_paper_mean": p_mean,
+                f"{key}_paper_std": p_std,
+            }
+            view[f"{split} {regime} (ours)"] = (
+                results.format_cell(stats, diverged) if dirs else "not run"
+            )
+            view[f"{split} {regime} (paper)"] = format_paper(p_mean, p_std)
+    view["Note"] = exp["skip"] or f"scale={plan['scale']}"
+    return row, view
+
+
 def table2(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train and test accuracy (%) of SB and LB (Keskar et al. Table 2), ours beside the paper's."""
-    rows, shown = [], []
-    for name, exp in kd.table_experiments(plan).items():
-        row = {"network": name, "dataset": exp["dataset"], "note": exp["skip"] or ""}
-        view = {"Network": exp["label"]}
-        for split in ("train", "test"):
-            for regime in ("SB", "LB"):
-                key = f"{split}_{regime}"
-                p_mean, p_std = reference(PAPER, "table2", name, key)
-                dirs = exp["variants"].get(regime, {}).get("dirs", [])
-                stats, diverged = results.final_metric(dirs, f"{split}_acc")
-                row |= {
-                    f"{key}_mean": stats["mean"],
-                    f"{key}_std": stats["std"],
-                    f"{key}_n": stats["n"],
-                    f"{key}_diverged": diverged,
-                    f"{key}_paper_mean": p_mean,
-                    f"{key}_paper_std": p_std,
-                }
-                view[f"{split} {regime} (ours)"] = (
-                    results.format_cell(stats, diverged) if dirs else "not run"
-                )
-                view[f"{split} {regime} (paper)"] = format_paper(p_mean, p_std)
-        view["Note"] = exp["skip"] or f"scale={plan['scale']}"
-        rows.append(row)
-        shown.append(view)
-    return pd.DataFrame(rows), pd.DataFrame(shown)
+    return _by_network(plan, partial(_table2_row, plan))
+
+
+def _end_row(row: dict, view: dict, exp: dict, record: dict, note: str) -> tuple[dict, dict]:
+    """The columns a row of measurements on the final weights ends with: how batch norm was
+    evaluated, and why the row is empty (a skipped experiment) or else `note`."""
+    row = row | {"bn_eval": record.get("bn_eval"), "note": exp["skip"] or ""}
+    return row, view | {"Note": exp["skip"] or note}
 
 
 # ---------------------------------------------------------------- sharpness tables
@@ -76,38 +95,35 @@ def _cell(values: list[float], dirs: list[str]) -> str:
     return results.format_cell(kd.aggregate(values), diverged)
 
 
+def _sharpness_row(plan: dict, space: str, table: str, name: str, exp: dict) -> tuple[dict, dict]:
+    """phi of SB and LB on one network at every eps, ours and the paper's, and their ratio."""
+    cfg = kd.settings(plan)["sharpness"]
+    row, view = experiment_columns(name, exp), {"Network": exp["label"]}
+    record = {}
+    for eps in cfg["eps"]:
+        label = files.eps_label(eps)
+        for regime in kd.REGIMES:
+            dirs = kd.sharpness_dirs(plan, exp, regime, space)
+            values = kd.phi_values(dirs, space, eps)
+            paper = reference(PAPER, table, name, f"{label}_{regime}")
+            row |= _stat_columns(f"{regime}_phi_{label}", values, paper)
+            view[f"ε={label} {regime} (ours)"] = _cell(values, dirs)
+            view[f"ε={label} {regime} (paper)"] = format_paper(*paper)
+            record = record or kd.first_record(dirs, lambda d, e=eps: files.sharpness(d, space, e))
+        row[f"LB_over_SB_phi_{label}"] = _ratio(row, f"phi_{label}")
+    row |= {
+        "space": space,
+        "subspace_dim": files.subspace_dim(space),
+        "max_iter": cfg["max_iter"],
+    }
+    note = f"scale={plan['scale']}, batch norm: {record.get('bn_eval')}"
+    return _end_row(row, view, exp, record, note)
+
+
 def sharpness_table(plan: dict, space: str, table: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """phi per network, regime and eps: ours (mean ± std over seeds) beside the paper's."""
     cfg = kd.settings(plan)["sharpness"]
-    rows, shown = [], []
-    for name, exp in kd.table_experiments(plan).items():
-        row = {"experiment": name, "network": exp["network"], "dataset": exp["dataset"]}
-        view = {"Network": exp["label"]}
-        record = {}
-        for eps in cfg["eps"]:
-            label = files.eps_label(eps)
-            for regime in kd.REGIMES:
-                dirs = kd.sharpness_dirs(plan, exp, regime, space)
-                values = kd.phi_values(dirs, space, eps)
-                paper = reference(PAPER, table, name, f"{label}_{regime}")
-                row |= _stat_columns(f"{regime}_phi_{label}", values, paper)
-                view[f"ε={label} {regime} (ours)"] = _cell(values, dirs)
-                view[f"ε={label} {regime} (paper)"] = format_paper(*paper)
-                record = record or kd.first_record(
-                    dirs, lambda d, e=eps: files.sharpness(d, space, e)
-                )
-            row[f"LB_over_SB_phi_{label}"] = _ratio(row, f"phi_{label}")
-        row |= {
-            "space": space,
-            "subspace_dim": files.subspace_dim(space),
-            "max_iter": cfg["max_iter"],
-            "bn_eval": record.get("bn_eval"),
-            "note": exp["skip"] or "",
-        }
-        view["Note"] = exp["skip"] or f"scale={plan['scale']}, batch norm: {record.get('bn_eval')}"
-        rows.append(row)
-        shown.append(view)
-    view = pd.DataFrame(shown)
+    data, view = _by_network(plan, partial(_sharpness_row, plan, space, table))
     view.attrs["notes"] = [
         f"phi = (max f(x + A y) - f(x)) / (1 + f(x)) x 100 over the box |y_i| <= eps (|(A^+ x)_i|"
         f" + 1), maximized by {cfg['max_iter']} L-BFGS-B iterations (scipy) from y = 0; f is the "
@@ -116,7 +132,7 @@ def sharpness_table(plan: dict, space: str, table: str) -> tuple[pd.DataFrame, p
         "evaluation chunk's statistics). Per-run files: results/.../sharpness_<space>_eps<eps>."
         "json (f(x), maximum found, iterations, wall time).",
     ]
-    return pd.DataFrame(rows), view
+    return data, view
 
 
 def table3(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -146,46 +162,41 @@ def _ratio(row: dict, quantity: str) -> float | None:
     return lb / sb
 
 
+def _hessian_row(plan: dict, name: str, exp: dict) -> tuple[dict, dict]:
+    """lambda_max, trace and phi of SB and LB on one network, and whether they rank alike."""
+    eps = kd.settings(plan)["sharpness"]["figure_eps"]
+    label = files.eps_label(eps)
+    row, view = experiment_columns(name, exp), {"Network": exp["label"]}
+    for regime in kd.REGIMES:
+        dirs = kd.hessian_dirs(plan, exp, regime)
+        quantities = {
+            "lambda_max": kd.hessian_values(dirs, "top_eigenvalue"),
+            "trace": kd.hessian_values(dirs, "trace"),
+            f"phi_{label}": kd.phi_values(dirs, "full", eps),
+        }
+        for quantity, values in quantities.items():
+            row |= _stat_columns(f"{regime}_{quantity}", values, (None, None))
+        view[f"λmax {regime} (ours)"] = _cell(quantities["lambda_max"], dirs)
+        view[f"trace {regime} (ours)"] = _cell(quantities["trace"], dirs)
+        view[f"φ ε={label} {regime} (ours)"] = _cell(quantities[f"phi_{label}"], dirs)
+    ratios = {q: _ratio(row, q) for q in ("lambda_max", "trace", f"phi_{label}")}
+    row |= {f"LB_over_SB_{q}": r for q, r in ratios.items()}
+    known = [r > 1 for r in ratios.values() if r is not None]
+    row["same_ranking"] = (all(known) or not any(known)) if len(known) == 3 else None
+    view["LB/SB: λmax, trace, φ"] = (
+        ", ".join(f"{r:.2g}" if r is not None else "-" for r in ratios.values()) if known else "-"
+    )
+    view["Same ranking"] = {True: "yes", False: "no", None: "-"}[row["same_ranking"]]
+    record = kd.first_record(kd.hessian_dirs(plan, exp, "SB"), files.hessian)
+    row["hutchinson_samples"] = record.get("n_samples")
+    return _end_row(row, view, exp, record, f"scale={plan['scale']}")
+
+
 def hessian_table(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Top Hessian eigenvalue and trace of SB and LB minima beside phi: do they rank alike?"""
     eps = kd.settings(plan)["sharpness"]["figure_eps"]
     label = files.eps_label(eps)
-    rows, shown = [], []
-    for name, exp in kd.table_experiments(plan).items():
-        row = {"experiment": name, "network": exp["network"], "dataset": exp["dataset"]}
-        view = {"Network": exp["label"]}
-        for regime in kd.REGIMES:
-            dirs = kd.hessian_dirs(plan, exp, regime)
-            quantities = {
-                "lambda_max": kd.hessian_values(dirs, "top_eigenvalue"),
-                "trace": kd.hessian_values(dirs, "trace"),
-                f"phi_{label}": kd.phi_values(dirs, "full", eps),
-            }
-            for quantity, values in quantities.items():
-                row |= _stat_columns(f"{regime}_{quantity}", values, (None, None))
-            view[f"λmax {regime} (ours)"] = _cell(quantities["lambda_max"], dirs)
-            view[f"trace {regime} (ours)"] = _cell(quantities["trace"], dirs)
-            view[f"φ ε={label} {regime} (ours)"] = _cell(quantities[f"phi_{label}"], dirs)
-        ratios = {q: _ratio(row, q) for q in ("lambda_max", "trace", f"phi_{label}")}
-        row |= {f"LB_over_SB_{q}": r for q, r in ratios.items()}
-        known = [r > 1 for r in ratios.values() if r is not None]
-        row["same_ranking"] = (all(known) or not any(known)) if len(known) == 3 else None
-        view["LB/SB: λmax, trace, φ"] = (
-            ", ".join(f"{r:.2g}" if r is not None else "-" for r in ratios.values())
-            if known
-            else "-"
-        )
-        view["Same ranking"] = {True: "yes", False: "no", None: "-"}[row["same_ranking"]]
-        record = kd.first_record(kd.hessian_dirs(plan, exp, "SB"), files.hessian)
-        row |= {
-            "hutchinson_samples": record.get("n_samples"),
-            "bn_eval": record.get("bn_eval"),
-            "note": exp["skip"] or "",
-        }
-        view["Note"] = exp["skip"] or f"scale={plan['scale']}"
-        rows.append(row)
-        shown.append(view)
-    view = pd.DataFrame(shown)
+    data, view = _by_network(plan, partial(_hessian_row, plan))
     hess = kd.settings(plan)["hessian"]
     view.attrs["notes"] = [
         "Not in the paper: curvature of the whole training loss at the final weights, from "
@@ -197,7 +208,7 @@ def hessian_table(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         f"{', '.join(map(str, hess['seeds']))}). Same ranking: LB/SB is above 1 for all three "
         "measures, or below 1 for all three.",
     ]
-    return pd.DataFrame(rows), view
+    return data, view
 
 
 # ---------------------------------------------------------------- products

@@ -14,7 +14,17 @@ from matplotlib.figure import Figure
 
 from lbgap import figures, results
 from lbgap.papers import Product
-from lbgap.papers.cells import dirs_of, diverged, fmt_int, measured, quoted, run_totals, spec_of
+from lbgap.papers.cells import (
+    batch_of,
+    beside_paper,
+    dirs_of,
+    experiment_columns,
+    experiment_notes,
+    fmt_int,
+    quoted,
+    run_totals,
+    spec_of,
+)
 
 PAPER = "smith2018"
 SCHEDULES = {
@@ -35,26 +45,19 @@ def table(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Final test accuracy (%) and parameter updates of the three schedules (Smith et al.)."""
     rows, shown = [], []
     for name, exp in plan["experiments"].items():
-        row = {
-            "experiment": name,
-            "network": exp["network"],
-            "dataset": exp["dataset"],
-            "note": exp["skip"] or "",
-        }
+        row = experiment_columns(name, exp) | {"note": exp["skip"] or ""}
         for v, schedule in SCHEDULES.items():
             dirs = dirs_of(exp, v)
-            ours, cell = measured(dirs, f"{v}_acc")
-            paper, paper_cell = quoted(PAPER, "table", name, v, f"{v}_acc")
+            cols, cell, paper_cell = beside_paper(dirs, v, "acc", (PAPER, "table", name))
             updates_paper, updates_paper_cell = quoted(
                 PAPER, "table", name, f"{v}_updates", f"{v}_updates"
             )
             totals = run_totals(dirs)
-            row |= ours | {f"{v}_diverged": diverged(dirs)} | paper
-            row |= {
+            row |= cols | {
                 f"{v}_updates": totals["updates"],
                 f"{v}_samples": totals["samples"],
                 f"{v}_epochs": totals["epochs"],
-                f"{v}_initial_batch": exp["variants"].get(v, {}).get("batch_size"),
+                f"{v}_initial_batch": batch_of(exp, v),
                 f"{v}_final_batch": _final_batch(dirs),
                 f"{v}_updates_paper": updates_paper[f"{v}_updates_paper_mean"],
             }
@@ -79,13 +82,9 @@ def table(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         "per epoch. The paper's numbers are left blank ('-') until confirmed against the "
         "paper (a secondary source gives about 94.3-94.4% and about 80k (decaying LR) vs 29k "
         "(increasing batch) updates for the SGD WRN-16-4).",
-        *[f"{e['label']}: {e['note'].strip()}" for e in plan["experiments"].values() if e["note"]],
+        *experiment_notes(plan),
     ]
     return pd.DataFrame(rows), view
-
-
-def _ran(plan: dict) -> dict:
-    return {n: e for n, e in plan["experiments"].items() if not e["skip"]}
 
 
 def _grid(n_rows: int, n_cols: int, width: float = 4.6) -> tuple[Figure, np.ndarray]:
@@ -97,7 +96,7 @@ def _grid(n_rows: int, n_cols: int, width: float = 4.6) -> tuple[Figure, np.ndar
 
 def schedules(plan: dict) -> Figure:
     """The schedules as run: LR, batch size and noise scale g against epochs."""
-    ran = _ran(plan)
+    ran = figures.ran_experiments(plan)
     fig, axes = _grid(len(ran), 3)
     for (ax_lr, ax_b, ax_g), exp in zip(axes, ran.values(), strict=False):
         for v, schedule in SCHEDULES.items():
@@ -130,7 +129,7 @@ def schedules(plan: dict) -> Figure:
 
 def accuracy_curves(plan: dict) -> Figure:
     """Test accuracy against epochs and against parameter updates, per schedule."""
-    ran = _ran(plan)
+    ran = figures.ran_experiments(plan)
     fig, axes = _grid(len(ran), 2, width=5.6)
     for (ax_e, ax_u), exp in zip(axes, ran.values(), strict=False):
         for v, schedule in SCHEDULES.items():
