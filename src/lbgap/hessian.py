@@ -7,17 +7,15 @@ uses its running statistics (the loss is then a fixed function of the parameters
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse.linalg as sla
 import torch
 from torch import Tensor, nn
 
-from lbgap.sharpness import chunks, default_device, flat_params, param_dict, summed_loss
+from lbgap.sharpness import chunks, flat_params, param_dict, summed_loss
 
 
 def hessian_vector_product(
@@ -127,26 +125,14 @@ def hutchinson_trace(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Top Hessian eigenvalue and trace of a run")
-    parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True, help="prepared data set")
+    from lbgap.runs import analysis_parser, load_for_analysis, write_analysis
+
+    parser = analysis_parser("Top Hessian eigenvalue and trace of a run")
     parser.add_argument("--samples", type=int, default=100, help="Hutchinson samples")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-iter", type=int, default=100, help="Lanczos restarts")
     parser.add_argument("--tol", type=float, default=1e-3)
-    parser.add_argument("--chunk-size", type=int, default=8192)
-    parser.add_argument("--device", type=torch.device, default=None)
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-
-    from lbgap.data import load_prepared
-    from lbgap.io import write_json
-    from lbgap.runs import load_run
-
-    device = args.device or default_device()
-    model, _spec = load_run(args.run_dir, device)
-    model.eval()
-    data = load_prepared(args.data, device)
+    model, data, device = load_for_analysis(args)
     x, y = data["train_x"], data["train_y"]
     t0 = time.perf_counter()
     lam = top_eigenvalue(model, x, y, args.max_iter, args.tol, args.seed, args.chunk_size)
@@ -159,11 +145,8 @@ def main(argv: list[str] | None = None) -> None:
         "n_params": sum(p.numel() for p in model.parameters()),
         "eigen_time_s": t1 - t0,
         "trace_time_s": t2 - t1,
-        "run_dir": str(args.run_dir),
-        "data": str(args.data),
-        "device": str(device),
     }
-    write_json(args.out, result)
+    write_analysis(args, device, result)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from lbgap.sharpness import chunks, default_device
+from lbgap.sharpness import chunks
 
 BN_MODES = ("recompute", "interpolate")
 
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from lbgap.data import load_prepared
     from lbgap.io import write_text
-    from lbgap.runs import load_run
+    from lbgap.runs import default_device, load_run
 
     device = args.device or default_device()
     model_a, _ = load_run(args.run_a, device)

@@ -10,12 +10,10 @@ subspace. The maximum is approximated, as in the paper, by a few (10) L-BFGS-B i
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -276,31 +274,15 @@ def sharpness(
 # --------------------------------------------------------------------------- CLI
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Keskar sharpness of a trained run")
-    parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True, help="prepared data set")
+    from lbgap.runs import analysis_parser, load_for_analysis, write_analysis
+
+    parser = analysis_parser("Keskar sharpness of a trained run")
     parser.add_argument("--eps", type=float, default=1e-3)
     parser.add_argument("--subspace-dim", type=int, default=None, help="omit for full space")
     parser.add_argument("--max-iter", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--chunk-size", type=int, default=8192)
-    parser.add_argument("--device", type=torch.device, default=None)
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-
-    from lbgap.data import load_prepared
-    from lbgap.io import write_json
-    from lbgap.runs import load_run
-
-    device = args.device or default_device()
-    model, _spec = load_run(args.run_dir, device)
-    model.eval()
-    data = load_prepared(args.data, device)
+    model, data, device = load_for_analysis(args)
     result = sharpness(
         model,
         data["train_x"],
@@ -311,8 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         chunk_size=args.chunk_size,
     )
-    result.update(run_dir=str(args.run_dir), data=str(args.data), device=str(device))
-    write_json(args.out, result)
+    write_analysis(args, device, result)
 
 
 if __name__ == "__main__":
