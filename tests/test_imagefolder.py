@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 from test_resume import assert_same_run, stop_after
-from test_train import make_spec
+from test_train import make_spec, run_torchrun
 
 from lbgap import train
 from lbgap.data import dataset_info, prepare
@@ -39,11 +39,10 @@ def prepared_imagenet(tmp_path_factory):
 
 
 def imagenet_spec(data, **overrides) -> dict:
-    spec = make_spec(data, epochs=2, batch_size=8)
-    spec.update(network="resnet20", dataset="imagenet", image_size=32, loader_workers=0)
-    spec.update(augment=True)  # RandomResizedCrop and flips, as the ImageNet experiments train
-    spec.update(overrides)
-    return spec
+    """resnet20 on 32-px crops; RandomResizedCrop and flips, as the ImageNet experiments train."""
+    settings = {"network": "resnet20", "dataset": "imagenet", "image_size": 32, "augment": True}
+    return make_spec(data, **{"epochs": 2, "batch_size": 8, "loader_workers": 0, **settings,
+                              **overrides})  # fmt: skip
 
 
 def stream(data, workers: int = 0) -> ImageStream:
@@ -79,6 +78,18 @@ def test_run_is_the_same_with_and_without_workers(tmp_path, prepared_imagenet):
     summary = json.loads((tmp_path / "workers" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["updates"] == 2 * (24 // 8)
     assert 0 <= summary["final"]["test_acc"] <= 100
+
+
+def test_one_and_two_ranks_stream_the_same_batches(tmp_path, prepared_imagenet):
+    """Each rank decodes its half of every global batch; with ghost batch norm the run agrees."""
+    spec = imagenet_spec(prepared_imagenet, ghost_batch=4, epochs=1)
+    for ranks in (1, 2):
+        proc = run_torchrun(spec, tmp_path / str(ranks), ranks)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    a = pd.read_csv(tmp_path / "1" / "steps.csv")["loss"]
+    b = pd.read_csv(tmp_path / "2" / "steps.csv")["loss"]
+    assert len(a) == len(b) == 24 // 8
+    assert (a - b).abs().max() < 1e-4
 
 
 def test_stop_then_resume_is_exact(tmp_path, prepared_imagenet, monkeypatch):
