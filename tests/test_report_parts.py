@@ -41,6 +41,27 @@ def test_compute_sums_wall_cpu_and_gpu_hours_per_paper(tmp_path, monkeypatch):
     assert table.loc["total", "wall_h"] == pytest.approx(row["wall_h"])
 
 
+def test_runs_devices_say_how_they_computed(tmp_path):
+    runs = {
+        "cpu": {"device": "cpu", "world_size": 1, "acceleration": {"amp": "fp32",
+                "channels_last": False, "compile": None, "deterministic": True}},
+        "gpu": {"device": "cuda:0", "world_size": 8, "acceleration": {"amp": "bf16",
+                "channels_last": True, "compile": "reduce-overhead", "deterministic": False}},
+        "old": {"device": "cpu", "world_size": 1},
+    }  # fmt: skip
+    dirs = []
+    for name, summary in runs.items():
+        run_dir = tmp_path / "results" / "paper_x" / "exp" / name / "seed0"
+        run_dir.mkdir(parents=True)
+        (run_dir / "summary.json").write_text(json.dumps({**summary, "spec": {"paper": "p"}}))
+        dirs.append(run_dir)
+    labels = provenance.run_devices(dirs)["p"]
+    assert labels == (
+        "1 run on cpu x 1; 1 run on cpu x 1, fp32; 1 run on cuda:0 x 8, bf16, "
+        "channels_last, compile reduce-overhead, autotuned (not bit-exact) kernels"
+    )
+
+
 def test_git_state_outside_a_checkout_says_unknown(tmp_path):
     assert provenance.git_state(tmp_path)["commit"].startswith("unknown")
 

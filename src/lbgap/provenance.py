@@ -135,17 +135,34 @@ def run_dirs(plans: dict) -> list[Path]:
     ]
 
 
+def device_label(summary: dict) -> str:
+    """How a run computed: "cuda:0 x 8, bf16, channels_last, compile reduce-overhead"."""
+    device = str(summary.get("device", "?"))
+    parts = [f"{device} x {summary.get('world_size', 1)}"]
+    accel = summary.get("acceleration")
+    if accel:
+        parts.append(accel["amp"])
+        if accel["channels_last"]:
+            parts.append("channels_last")
+        if accel["compile"]:
+            parts.append(f"compile {accel['compile']}")
+        if device.startswith("cuda") and not accel["deterministic"]:
+            parts.append("autotuned (not bit-exact) kernels")
+    return ", ".join(parts)
+
+
 def run_devices(dirs: list[Path]) -> dict[str, str]:
     """How many runs used which device, per paper, from the runs' summary.json."""
     counts: dict[str, dict[str, int]] = {}
     for path in [d / "summary.json" for d in dirs if (d / "summary.json").exists()]:
         summary = json.loads(path.read_text())
         paper = summary.get("spec", {}).get("paper") or path.parts[-5]
-        device = f"{summary.get('device', '?')} x {summary.get('world_size', 1)}"
+        device = device_label(summary)
         counts.setdefault(paper, {}).setdefault(device, 0)
         counts[paper][device] += 1
     return {
-        p: ", ".join(f"{n} runs on {d}" for d, n in sorted(c.items())) for p, c in counts.items()
+        p: "; ".join(f"{n} run{'' if n == 1 else 's'} on {d}" for d, n in sorted(c.items()))
+        for p, c in counts.items()
     }
 
 
