@@ -6,6 +6,9 @@ The GPU tests run only where a GPU is visible (they are skipped on CPU machines 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -169,3 +172,22 @@ def test_gpu_stop_then_resume_is_exact(tmp_path, prepared_cifar, monkeypatch):
             train.run(spec, tmp_path / "cut")
     train.run(spec, tmp_path / "cut")
     assert_same_run(tmp_path / "cut", tmp_path / "whole")
+
+
+def test_bf16_on_a_gpu_without_it_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    cuda, model = torch.device("cuda"), build_model("C1", 10)
+    assert Acceleration.resolve({"amp": "auto"}, cuda, model).amp == "fp32"
+    with pytest.raises(ValueError, match="amp: bf16 needs a GPU with bfloat16"):
+        Acceleration.resolve({"amp": "bf16"}, cuda, model)
+
+
+def test_failed_compilation_is_a_one_line_error(tmp_path, prepared_mnist):
+    """No working C++ compiler for torch.compile on a CPU: say so, and how to turn it off."""
+    spec = make_spec(prepared_mnist, epochs=1, compile=True)
+    env = {**os.environ, "CXX": "/bin/false", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "lbgap.train", "--spec", json.dumps(spec), "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert last.startswith("error: torch.compile failed") and last.endswith("set compile: false")

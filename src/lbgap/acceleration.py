@@ -33,8 +33,13 @@ class Acceleration:
         amp = spec.get("amp", "fp32")
         if amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
+        bf16_gpu = gpu and torch.cuda.is_bf16_supported()
         if amp == "auto":
-            amp = "bf16" if gpu and torch.cuda.is_bf16_supported() else "fp32"
+            amp = "bf16" if bf16_gpu else "fp32"
+        if amp == "bf16" and gpu and not bf16_gpu:
+            raise ValueError(
+                "amp: bf16 needs a GPU with bfloat16 support (Ampere or newer); set amp: auto"
+            )
         layout = spec.get("channels_last", False)
         if layout == "auto":
             layout = gpu

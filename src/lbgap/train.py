@@ -533,6 +533,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, distributed.DeviceUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except torch._dynamo.exc.BackendCompilerFailed as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"error: torch.compile failed ({first}); set compile: false", file=sys.stderr)
+        return 2
     print(f"done: {result['status']} after {result['epochs']} epochs", flush=True)
     return 0
 
