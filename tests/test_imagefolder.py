@@ -62,11 +62,14 @@ def test_batches_follow_the_given_order_and_seeded_augmentation(prepared_imagene
     assert not torch.equal(first[0][0], later[0][0])  # another epoch: other crops
 
 
-def test_evaluation_covers_the_validation_set(prepared_imagenet):
+def test_evaluation_covers_the_validation_set_once_across_ranks(prepared_imagenet):
     s = stream(prepared_imagenet)
     labels = torch.cat([y for _, y in s.eval_batches("test", chunk=4)])
     assert sorted(labels.tolist()) == [0, 0, 1, 1, 2, 2]
     assert sum(len(y) for _, y in s.eval_batches("train", chunk=5)) == 24
+    shares = [torch.cat([y for _, y in s.eval_batches("test", 4, r, 2)]) for r in (0, 1)]
+    assert [len(sh) for sh in shares] == [3, 3]
+    assert sorted(torch.cat(shares).tolist()) == [0, 0, 1, 1, 2, 2]
 
 
 def test_run_is_the_same_with_and_without_workers(tmp_path, prepared_imagenet):
@@ -90,6 +93,10 @@ def test_one_and_two_ranks_stream_the_same_batches(tmp_path, prepared_imagenet):
     b = pd.read_csv(tmp_path / "2" / "steps.csv")["loss"]
     assert len(a) == len(b) == 24 // 8
     assert (a - b).abs().max() < 1e-4
+    # Each rank evaluates half of each split; the added-up metrics are those of one rank.
+    one, two = (pd.read_csv(tmp_path / r / "metrics.csv").iloc[-1] for r in ("1", "2"))
+    for column in ("train_loss", "train_acc", "test_loss", "test_acc"):
+        assert two[column] == pytest.approx(one[column], rel=1e-4, abs=1e-4), column
 
 
 def test_stop_then_resume_is_exact(tmp_path, prepared_imagenet, monkeypatch):

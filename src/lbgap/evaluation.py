@@ -42,20 +42,34 @@ def evaluate(
     model: nn.Module, x: Tensor, y: Tensor, chunk: int = 4096, bn_mode: str = "running"
 ) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (%) of `model` on (x, y)."""
-    return evaluate_batches(model, zip(x.split(chunk), y.split(chunk), strict=True), bn_mode)
+    batches = zip(x.split(chunk), y.split(chunk), strict=True)
+    return loss_and_accuracy(evaluation_sums(model, batches, bn_mode))
 
 
 @torch.no_grad()
-def evaluate_batches(
+def evaluation_sums(
     model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], bn_mode: str = "running"
-) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (%) over batches, e.g. streamed from image folders."""
-    total_loss, correct, n = 0.0, 0, 0
+) -> Tensor:
+    """(summed loss, correct, samples) in float64, over batches held or streamed (ImageNet).
+
+    Sums rather than means, so that ranks' shares of a split add up.
+    """
+    sums = None
     with bn_eval_mode(model, bn_mode):
         for xs, ys in batches:
             logits = model(xs)
-            total_loss += F.cross_entropy(logits.float(), ys, reduction="sum").double()
-            correct += (logits.argmax(1) == ys).sum()
-            n += len(ys)
-    n = max(n, 1)
-    return float(total_loss) / n, 100.0 * int(correct) / n
+            part = torch.stack(
+                [
+                    F.cross_entropy(logits.float(), ys, reduction="sum").double(),
+                    (logits.argmax(1) == ys).sum().double(),
+                    torch.tensor(len(ys), dtype=torch.float64, device=ys.device),
+                ]
+            )
+            sums = part if sums is None else sums + part
+    return sums if sums is not None else torch.zeros(3, dtype=torch.float64)
+
+
+def loss_and_accuracy(sums: Tensor) -> tuple[float, float]:
+    total_loss, correct, n = sums.tolist()
+    n = max(n, 1.0)
+    return total_loss / n, 100.0 * correct / n

@@ -24,6 +24,7 @@ from torchvision.transforms import v2
 from lbgap.data import DatasetInfo, normalize
 
 TRAIN_EVAL_IMAGES = 10000  # fixed subset of the training set for the per-epoch train accuracy
+EVAL_CHUNK = 256  # images per evaluation forward pass: 224-px activations, not MNIST's
 
 
 def image_seed(seed: int, epoch: int, index: int) -> int:
@@ -106,13 +107,18 @@ class ImageStream:
         keys = [[(int(i), epoch) for i in idx.tolist()] for idx in batches]
         return self._load(self.train, keys)
 
-    def eval_batches(self, split: str, chunk: int) -> Iterator[tuple[Tensor, Tensor]]:
-        """The validation set, or a fixed subset of the training set, center-cropped."""
+    def eval_batches(
+        self, split: str, chunk: int, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """This rank's share of the validation set, or of a fixed training subset, center-cropped.
+
+        The shares of all ranks cover the split once, so evaluation is split across the GPUs.
+        """
         if split == "test":
-            dataset, n = self.test, len(self.test)
-            order = torch.arange(n)
+            dataset, order = self.test, torch.arange(len(self.test))
         else:
             dataset, n = self.train_eval, min(TRAIN_EVAL_IMAGES, self.n_train)
             order = torch.randperm(self.n_train, generator=torch.Generator().manual_seed(0))[:n]
-        keys = [[(int(i), 0) for i in part.tolist()] for part in order.split(chunk)]
+        share = order[rank::world_size]
+        keys = [[(int(i), 0) for i in part.tolist()] for part in share.split(chunk)]
         return self._load(dataset, keys)

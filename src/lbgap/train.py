@@ -27,8 +27,8 @@ from torch.nn.parallel import DistributedDataParallel
 from lbgap import distributed
 from lbgap.acceleration import Acceleration, configure_determinism
 from lbgap.data import load_prepared, random_crop_flip
-from lbgap.evaluation import evaluate, evaluate_batches
-from lbgap.imagefolder import ImageStream
+from lbgap.evaluation import evaluate, evaluation_sums, loss_and_accuracy
+from lbgap.imagefolder import EVAL_CHUNK, ImageStream
 from lbgap.io import atomic_write, write_json
 from lbgap.models import build_model, zero_init_last_bn
 from lbgap.noise import NoiseScaleTracker, squared_grad_norm
@@ -397,8 +397,7 @@ class Trainer:
             chunk, mode = spec.get("eval_chunk", 4096), spec.get("bn_eval", "running")
             for split in ("train", "test"):
                 if self.stream is not None:
-                    batches = self.stream.eval_batches(split, chunk)
-                    loss_acc = evaluate_batches(self.model, batches, mode)
+                    loss_acc = self.evaluate_stream(split, min(chunk, EVAL_CHUNK), mode)
                 else:
                     loss_acc = evaluate(self.model, d[f"{split}_x"], d[f"{split}_y"], chunk, mode)
                 row[f"{split}_loss"], row[f"{split}_acc"] = loss_acc
@@ -426,6 +425,13 @@ class Trainer:
 
     def run_name(self) -> str:
         return f"{self.spec['experiment']}/{self.spec['variant']}/seed{self.spec['seed']}"
+
+    def evaluate_stream(self, split: str, chunk: int, mode: str) -> tuple[float, float]:
+        """Each rank evaluates its share of the streamed split; the sums are added up."""
+        ctx = self.ctx
+        batches = self.stream.eval_batches(split, chunk, ctx.rank, ctx.world_size)
+        sums = evaluation_sums(self.model, batches, mode).to(ctx.device)
+        return loss_and_accuracy(distributed.all_reduce_mean(sums))  # ratios: mean is fine
 
     def progress_line(self, row: dict) -> str:
         metrics = (
