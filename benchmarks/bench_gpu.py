@@ -5,15 +5,17 @@ input (batch 256), synthetic data on the device, one SGD training step (forward,
 update) is timed with the pipeline's own speed settings (lbgap.acceleration, the config keys
 amp, channels_last, compile, deterministic): fp32, bf16 autocast, bf16 + channels_last,
 bf16 + channels_last + torch.compile (default mode, and reduce-overhead: CUDA graphs), all
-with cuDNN autotuning, and bf16 + channels_last with
-deterministic kernels (the pipeline's default on a GPU). FLOPs per step are counted once with
-torch.utils.flop_counter.FlopCounterMode; MFU = FLOPs/s over the GPU's dense bf16 peak (null
-for a GPU not in the table; --peak-tflops sets it). Without a GPU it prints "skipped: no GPU"
-and writes a JSON saying so; `--device cpu` with tiny sizes only checks that the code runs.
+with cuDNN autotuning, and bf16 + channels_last with deterministic kernels (the pipeline's
+default on a GPU). FLOPs per step are counted once with torch.utils.flop_counter.FlopCounterMode;
+MFU = FLOPs/s over the GPU's dense bf16 peak (null for a GPU not in the table; --peak-tflops
+sets it). Without a GPU it prints "skipped: no GPU" and writes a JSON saying so, unless the
+file already holds a GPU's measurements, which it keeps; `--device cpu` with tiny sizes only
+checks that the code runs.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 
@@ -169,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     machine = _common.machine_info()
     if device.type == "cuda" and not torch.cuda.is_available():
+        if args.out.exists() and not json.loads(args.out.read_text()).get("skipped", True):
+            print(f"skipped: no GPU (the GPU measurements in {args.out} are kept)")
+            return 0
         print("skipped: no GPU")
         _common.write_result(
             args.out, "gpu", {"skipped": True, "reason": "no GPU visible"}, machine
