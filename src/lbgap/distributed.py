@@ -53,9 +53,15 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
-def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     if dist.is_initialized():
         dist.all_reduce(tensor)
+    return tensor
+
+
+def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+    if dist.is_initialized():
+        all_reduce_sum(tensor)
         tensor /= dist.get_world_size()
     return tensor
 

@@ -54,19 +54,14 @@ def evaluation_sums(
 
     Sums rather than means, so that ranks' shares of a split add up.
     """
-    sums = None
+    total_loss, correct, n = 0.0, 0, 0  # device tensors after the first batch: one sync
     with bn_eval_mode(model, bn_mode):
         for xs, ys in batches:
             logits = model(xs)
-            part = torch.stack(
-                [
-                    F.cross_entropy(logits.float(), ys, reduction="sum").double(),
-                    (logits.argmax(1) == ys).sum().double(),
-                    torch.tensor(len(ys), dtype=torch.float64, device=ys.device),
-                ]
-            )
-            sums = part if sums is None else sums + part
-    return sums if sums is not None else torch.zeros(3, dtype=torch.float64)
+            total_loss = total_loss + F.cross_entropy(logits.float(), ys, reduction="sum").double()
+            correct = correct + (logits.argmax(1) == ys).sum()
+            n += len(ys)
+    return torch.tensor([float(total_loss), float(correct), n], dtype=torch.float64)
 
 
 def loss_and_accuracy(sums: Tensor) -> tuple[float, float]:

@@ -104,7 +104,7 @@ class ImageStream:
         self, batches: Sequence[Tensor], epoch: int
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """The training batches with these image indices, in this order, augmented for `epoch`."""
-        keys = [[(int(i), epoch) for i in idx.tolist()] for idx in batches]
+        keys = [[(i, epoch) for i in idx.tolist()] for idx in batches]
         return self._load(self.train, keys)
 
     def eval_batches(
@@ -120,5 +120,5 @@ class ImageStream:
             dataset, n = self.train_eval, min(TRAIN_EVAL_IMAGES, self.n_train)
             order = torch.randperm(self.n_train, generator=torch.Generator().manual_seed(0))[:n]
         share = order[rank::world_size]
-        keys = [[(int(i), 0) for i in part.tolist()] for part in share.split(chunk)]
+        keys = [[(i, 0) for i in part.tolist()] for part in share.split(chunk)]
         return self._load(dataset, keys)

@@ -218,7 +218,7 @@ class Trainer:
     def batches(self, index_lists: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, ...]]:
         """This rank's training batches for these index lists, in order."""
         if self.stream is not None:
-            yield from self.stream.train_batches([i.cpu() for i in index_lists], self.epoch)
+            yield from self.stream.train_batches(index_lists, self.epoch)
             return
         for idx in index_lists:
             x = self.data["train_x"][idx]
@@ -347,6 +347,8 @@ class Trainer:
             self.resume_gen_state = None
         pending: list[tuple] = []
         start = time.perf_counter()
+        if self.stream is not None:  # its workers read indices on the CPU: one copy an epoch
+            perm = perm.cpu()
         batches = self.batches(
             [self.batch_indices(perm, it, batch) for it in range(self.iteration, iters)]
         )
@@ -431,7 +433,7 @@ class Trainer:
         ctx = self.ctx
         batches = self.stream.eval_batches(split, chunk, ctx.rank, ctx.world_size)
         sums = evaluation_sums(self.model, batches, mode).to(ctx.device)
-        return loss_and_accuracy(distributed.all_reduce_mean(sums))  # ratios: mean is fine
+        return loss_and_accuracy(distributed.all_reduce_sum(sums))
 
     def progress_line(self, row: dict) -> str:
         metrics = (
