@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 CORES ?= all
 SCALE ?= quick
 
-.PHONY: help setup reproduce test report bench test-slurm slurm-profile lint clean
+.PHONY: help setup reproduce test report bench rehearse test-slurm slurm-profile lint clean
 
 help:
 	@echo "make reproduce      set up, then run the whole pipeline at the quick scale (offline)"
@@ -14,6 +14,7 @@ help:
 	@echo "make setup          create .venv and install lbgap with pinned dependencies"
 	@echo "make report         build reports/report.html from the finished results"
 	@echo "make bench          run the CPU benchmarks (benchmarks/README.md)"
+	@echo "make rehearse       run the whole paper-scale matrix on stand-in data (minutes; rehearsal/)"
 	@echo "make test-slurm     run the workflow on a throw-away local SLURM cluster"
 	@echo "make slurm-profile  install profiles/slurm as your 'slurm' Snakemake profile"
 
@@ -34,6 +35,12 @@ report: setup
 	snakemake --cores 1 reproduce_all --config scale=$(SCALE) --report reports/report.html
 	@echo "reports/report.html (claims first); by file name: reports/index.html"
 
+# The paper-scale matrix on stand-in data, sizes shrunk (config.yaml: scales.rehearsal), in
+# rehearsal/; then a check that every table, figure and claim of scale=paper was computed.
+rehearse: setup
+	snakemake --cores $(CORES) reproduce_all --config scale=rehearsal
+	pytest -q -p no:cacheprovider -m rehearsal tests/test_rehearsal_outputs.py
+
 bench: setup
 	@for b in benchmarks/bench_*.py; do [ -e "$$b" ] || continue; echo "== $$b"; python "$$b" || exit 1; done
 
@@ -49,5 +56,5 @@ lint: setup
 	ruff check . && ruff format --check .
 
 clean:
-	rm -rf results logs .snakemake reports/report.html reports/index.html
+	rm -rf results logs .snakemake reports/report.html reports/index.html rehearsal
 	find reports/tables reports/figures -type f ! -name .gitkeep -delete

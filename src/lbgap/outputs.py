@@ -42,7 +42,12 @@ def plan(config: dict, paper: str, specs: dict) -> dict:
                 reason = matrix.variant_skip_reason(config, paper, name, variant)
                 entry["variants"][variant]["skip"] = reason
         experiments[name] = entry
-    out = {"paper": paper, "scale": config["scale"], "experiments": experiments}
+    out = {
+        "paper": paper,
+        "scale": config["scale"],
+        "standins": matrix.scale_cfg(config)["standins"],
+        "experiments": experiments,
+    }
     if "analysis" in config["papers"][paper]:
         out["analysis"] = matrix.analysis(config, paper)
     return out

@@ -94,6 +94,9 @@ class Schedule:
     decay_factor: float = 10.0
     batch_growth: str = "none"
     max_batch: int | None = None
+    # At most this many updates per epoch (the rest of the epoch's batches are skipped): a size
+    # for rehearsals of long runs; None trains every full batch.
+    max_iterations: int | None = None
     # Derived in __post_init__: ((first_epoch, batch, n_lr_decays), ...) starting at epoch 0.
     _phases: tuple[tuple[int, int, int], ...] = field(init=False, repr=False, compare=False)
     _peak_lr: float = field(init=False, repr=False, compare=False)
@@ -116,6 +119,8 @@ class Schedule:
         set_(self, "decay_epochs", self._checked_milestones())
         if self.max_batch is not None:
             _check_int("max_batch", self.max_batch, minimum=self.batch_size)
+        if self.max_iterations is not None:
+            _check_int("max_iterations", self.max_iterations)
         set_(self, "_phases", self._build_phases())
         peak = scaled_lr(self.base_lr, self.base_batch, self.batch_size, self.lr_scaling)
         set_(self, "_peak_lr", peak)
@@ -199,7 +204,7 @@ class Schedule:
                 f"batch_size {batch} at epoch {epoch} is larger than the training set "
                 f"(n_train={n_train}); no full batch to train on"
             )
-        return n
+        return n if self.max_iterations is None else min(n, self.max_iterations)
 
     def lr_at(self, epoch: int, iteration: int, iterations_per_epoch: int) -> float:
         """LR for update ``iteration`` (0-based) of ``epoch`` (0-based)."""

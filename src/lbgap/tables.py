@@ -10,6 +10,16 @@ import pandas as pd
 
 from lbgap.io import write_text
 
+STANDIN_NOTE = (
+    "**Rehearsal on stand-in data** (lbgap.standins): these numbers check that every code path "
+    "runs; they test neither the papers nor this pipeline's results."
+)
+
+
+def data_note(plan: dict) -> str:
+    """A line above every table built on stand-ins, so that it is never read as a result."""
+    return STANDIN_NOTE + "\n\n" if plan.get("standins") else ""
+
 
 def format_paper(mean: float | None, std: float | None, digits: int = 2) -> str:
     """A paper's number as printed; '-' where the paper gives none."""
@@ -20,8 +30,8 @@ def format_paper(mean: float | None, std: float | None, digits: int = 2) -> str:
 
 def render_markdown(view: pd.DataFrame, title: str, plan: dict) -> str:
     header = (
-        f"# {title}\n\nScale: `{plan['scale']}`. Mean ± std over seeds. Columns marked (paper) "
-        "quote the paper; columns marked (ours) are computed by this pipeline.\n\n"
+        f"# {title}\n\n{data_note(plan)}Scale: `{plan['scale']}`. Mean ± std over seeds. Columns "
+        "marked (paper) quote the paper; columns marked (ours) are computed by this pipeline.\n\n"
     )
     notes = "".join(f"\n- {n}" for n in view.attrs.get("notes", []))
     # disable_numparse: print cells as formatted ("97.60"), not re-parsed as numbers ("97.6").

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -28,11 +29,13 @@ from lbgap import distributed
 from lbgap.acceleration import Acceleration, configure_determinism
 from lbgap.data import load_prepared, random_crop_flip
 from lbgap.evaluation import evaluate, evaluation_sums, loss_and_accuracy
-from lbgap.imagefolder import EVAL_CHUNK, ImageStream
 from lbgap.io import atomic_write, write_json
 from lbgap.models import build_model, zero_init_last_bn
 from lbgap.noise import NoiseScaleTracker, squared_grad_norm
 from lbgap.schedules import Schedule, noise_scale, rescale_momentum_buffers
+
+if TYPE_CHECKING:
+    from lbgap.imagefolder import ImageStream
 
 STATE_FILE = "state.pt"  # resumable state, kept out of Snakemake's outputs so retries find it
 SYNC_EVERY = 10  # with several ranks, agree on stopping/saving every this many updates
@@ -71,6 +74,17 @@ def make_optimizer(model: nn.Module, cfg: dict, lr: float) -> torch.optim.Optimi
     raise ValueError(f"optimizer.name must be sgd or adam, got {name!r}")
 
 
+def planned_train_size(spec: dict, available: int) -> int:
+    """Training samples of an epoch: the spec's plan, which the prepared data must hold."""
+    planned = spec.get("n_train") or available
+    if planned > available:
+        raise ValueError(
+            f"the run was planned for {planned} training samples but {spec['data']} has "
+            f"{available}; prepare the data again for this scale"
+        )
+    return planned
+
+
 def micro_batches(per_rank: int, micro: int | None) -> int:
     """How many accumulation steps one rank needs so each micro-batch fits `micro`."""
     if not micro or micro >= per_rank:
@@ -94,6 +108,8 @@ class Trainer:
         info = self.data["info"]
         self.stream: ImageStream | None = None
         if "imagefolder" in self.data:  # ImageNet: streamed from disk, not held on the device
+            from lbgap.imagefolder import ImageStream  # torchvision: seconds, ImageNet only
+
             self.stream = ImageStream(
                 self.data["imagefolder"],
                 info,
@@ -103,9 +119,10 @@ class Trainer:
                 spec.get("loader_workers"),
                 bool(spec.get("augment")),
             )
-            self.n_train = self.stream.n_train
+            self.stored = self.stream.n_train
         else:
-            self.n_train = len(self.data["train_y"])
+            self.stored = len(self.data["train_y"])
+        self.n_train = planned_train_size(spec, self.data.get("n_train", self.stored))
         self.schedule = Schedule.from_config(spec["schedule"])
         self.model = build_model(
             spec["network"], info.classes, spec.get("width", 1.0), spec.get("ghost_batch")
@@ -216,7 +233,12 @@ class Trainer:
         return idx[self.ctx.rank * share : (self.ctx.rank + 1) * share]
 
     def batches(self, index_lists: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, ...]]:
-        """This rank's training batches for these index lists, in order."""
+        """This rank's training batches for these index lists, in order.
+
+        Index i of the epoch reads stored sample i mod (samples stored): the identity for real
+        data, and a stand-in's few samples standing for the real dataset's many.
+        """
+        index_lists = [idx % self.stored for idx in index_lists]
         if self.stream is not None:
             yield from self.stream.train_batches(index_lists, self.epoch)
             return
@@ -279,10 +301,12 @@ class Trainer:
 
         With ghost batch norm it is a whole number of ghost batches, so that both passes
         normalize the same chunks: a smaller batch-norm batch inflates the gradient norm and
-        biases |G|^2 below zero. A batch of fewer than two ghost batches gives no estimate.
+        biases |G|^2 below zero. A batch of fewer than two ghost batches, or a half of fewer
+        than two samples, gives no estimate.
         """
         ghost = self.spec.get("ghost_batch")
-        return ghost * (n // ghost // 2) if ghost else n // 2
+        half = ghost * (n // ghost // 2) if ghost else n // 2
+        return half if half >= 2 else 0  # batch norm needs two samples to normalize
 
     def side_gradient_sq(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """Squared norm of a small batch's gradient, leaving the run itself untouched.
@@ -399,7 +423,7 @@ class Trainer:
             chunk, mode = spec.get("eval_chunk", 4096), spec.get("bn_eval", "running")
             for split in ("train", "test"):
                 if self.stream is not None:
-                    loss_acc = self.evaluate_stream(split, min(chunk, EVAL_CHUNK), mode)
+                    loss_acc = self.evaluate_stream(split, min(chunk, self.stream.eval_chunk), mode)
                 else:
                     loss_acc = evaluate(self.model, d[f"{split}_x"], d[f"{split}_y"], chunk, mode)
                 row[f"{split}_loss"], row[f"{split}_acc"] = loss_acc

@@ -20,6 +20,11 @@ except matrix.ConfigError as err:
 validate(config, SCHEMA, set_default=False)
 
 SCALE = config["scale"]
+CONFIG_FILES = sorted({os.path.realpath(f) for f in workflow.configfiles})  # before a workdir
+# A scale may keep its data, results, logs and reports in a folder of its own (the rehearsal:
+# rehearsal/), so it never overwrites or invalidates another scale's. --directory wins.
+if matrix.scale_cfg(config)["workdir"]:
+    workflow.workdir(matrix.scale_cfg(config)["workdir"])
 PAPERS = list(config["papers"])
 RUNS = matrix.runs(config)
 _SCHEMA = matrix.load_schema(SCHEMA)
@@ -40,6 +45,7 @@ localrules:
     claims,
     provenance,
     index,
+    standins,
 
 
 wildcard_constraints:

@@ -1,5 +1,39 @@
 # ---------------------------------------------------------------- datasets
+import re
+
+from lbgap.data import FOLDERS, STANDIN_FILE
+
+
+def standin_marker(dataset):
+    return f"{config['data_root']}/{FOLDERS[dataset]}/{STANDIN_FILE}"
+
+
+def standins_needed(wildcards):
+    """At a scale that runs on stand-ins, the stand-in is written first."""
+    return [standin_marker(wildcards.dataset)] if config["scales"][wildcards.scale]["standins"] else []
+
+
+rule standins:
+    wildcard_constraints:
+        folder="|".join(re.escape(f) for f in FOLDERS.values()),
+    output:
+        f"{config['data_root']}/{{folder}}/{STANDIN_FILE}",
+    log:
+        "logs/standins/{folder}.log",
+    message:
+        "Writing the stand-in of {params.dataset} (real on-disk layout, seeded)"
+    conda:
+        "../../envs/data.yaml"
+    params:
+        root=config["data_root"],
+        dataset=lambda wc: {f: d for d, f in FOLDERS.items()}[wc.folder],
+    shell:
+        "python -m lbgap.standins --root {params.root} --datasets {params.dataset} > {log} 2>&1"
+
+
 rule prepare_data:
+    input:
+        standins_needed,
     output:
         data="data/prepared/{dataset}_{scale}.pt",
         manifest="data/prepared/{dataset}_{scale}.json",

@@ -49,7 +49,7 @@ def data_manifests(wildcards):
 
 
 def config_files(wildcards):
-    return sorted({os.path.realpath(f) for f in workflow.configfiles})
+    return CONFIG_FILES
 
 
 def report_outputs():

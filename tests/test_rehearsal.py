@@ -1,0 +1,133 @@
+"""The rehearsal: the paper-scale matrix, checked at the real sizes, run with its sizes shrunk."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from conftest import ROOT, run_snakemake, write_config
+
+from lbgap import matrix
+from lbgap.models import build_model
+from lbgap.schedules import Schedule
+
+
+@pytest.fixture
+def config(repo_config) -> dict:
+    return matrix.prepare_config(copy.deepcopy(repo_config))
+
+
+def at(config: dict, scale: str) -> dict:
+    return {**config, "scale": scale}
+
+
+def test_the_rehearsal_runs_every_paper_run_once(config):
+    paper = {(r.paper, r.experiment, r.variant) for r in matrix.runs(at(config, "paper"))}
+    rehearsal = matrix.runs(at(config, "rehearsal"))
+    assert {(r.paper, r.experiment, r.variant) for r in rehearsal} == paper
+    assert {r.seed for r in rehearsal} == {0}
+
+
+def test_shrunk_runs_keep_the_papers_ratios(config):
+    rehearsal, paper = at(config, "rehearsal"), at(config, "paper")
+    samples = config["scales"]["rehearsal"]["shrink"]["samples"]
+
+    def batch(scale_config, experiment, variant, paper_name="goyal2017"):
+        return matrix.spec(scale_config, matrix.Run(paper_name, experiment, variant, 0))
+
+    base = batch(rehearsal, "ResNet50_ImageNet", "baseline")
+    large = batch(rehearsal, "ResNet50_ImageNet", "kn64k")
+    assert (base["batch_size"], large["batch_size"]) == (256 // samples, 65536 // samples)
+    full = batch(paper, "ResNet50_ImageNet", "kn64k")
+    assert large["n_train"] == full["n_train"] // samples == 1281167 // samples
+    # linear scaling: the same kn/256 ratio, so the same peak LR
+    for spec in (large, full):
+        s = Schedule.from_config(spec["schedule"])
+        assert s.peak_lr == pytest.approx(0.1 * 65536 / 256)
+    keskar = batch(rehearsal, "F2", "LB", "keskar2017")
+    assert keskar["batch_size"] == 72152 // samples // 2 * 2  # 10% of 721,520 TIMIT frames, even
+
+
+def test_shrunk_epochs_keep_milestones_and_warm_starts_consistent(config):
+    rehearsal = at(config, "rehearsal")
+    most = config["scales"]["rehearsal"]["shrink"]["epochs"]
+    specs = {r: matrix.spec(rehearsal, r) for r in matrix.runs(rehearsal)}
+    for run, spec in specs.items():
+        sched = spec["schedule"]
+        assert sched["epochs"] <= most and sched["max_iterations"] == 1
+        assert all(0 < m <= sched["epochs"] for m in sched["decay_epochs"]), run
+        if spec.get("warm_start"):
+            source = next(s for r, s in specs.items() if r.dir == spec["warm_start"]["run"])
+            assert spec["warm_start"]["epoch"] in source["save_epochs"], run
+            assert spec["init_checkpoint"].endswith(f"epoch{spec['warm_start']['epoch']}.pt")
+    # Smith's milestones 60, 120, 160 of 200 keep their places in 3 epochs
+    smith = specs[matrix.Run("smith2018", "WRN16_4_SGD", "increasing_batch", 0)]["schedule"]
+    assert smith["decay_epochs"] == pytest.approx([0.9, 1.8, 2.4])
+
+
+def test_a_spec_that_cannot_run_at_paper_scale_fails_the_rehearsal(config):
+    config["papers"]["keskar2017"]["experiments"]["F1"]["variants"]["LB"] = {"batch_size": "150%"}
+    for scale in ("paper", "rehearsal"):
+        with pytest.raises(matrix.ConfigError) as err:
+            matrix.spec(at(config, scale), matrix.Run("keskar2017", "F1", "LB", 0))
+        assert "\n" not in str(err.value)
+        assert "90000" in str(err.value) and "60000" in str(err.value)
+
+
+def test_a_broken_paper_spec_stops_the_rehearsal_dry_run_in_one_line(repo_config, tmp_path):
+    cfg = copy.deepcopy(repo_config)
+    cfg["papers"]["goyal2017"]["experiments"]["ResNet50_ImageNet"]["variants"]["kn2M"] = {
+        "batch_size": 2097152
+    }
+    write_config(tmp_path, cfg)
+    result = run_snakemake(tmp_path, "-n", "reproduce_all", "--config", "scale=rehearsal")
+    assert result.returncode != 0
+    line = next(x for x in result.stderr.splitlines() if x.startswith("lbgap: config error"))
+    assert "ResNet50_ImageNet.variants.kn2M.batch_size" in line and "2097152" in line
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_share_of_a_dataset_of_unknown_size_is_a_config_error():
+    with pytest.raises(matrix.ConfigError, match="unknown size"):
+        matrix.resolve_batch("10%", 0, "papers.x.experiments.y")
+    assert matrix.resolve_batch(7, 0 or 10, "w") == 7
+
+
+def test_shrink_of_a_schedule_that_cannot_run_names_the_shrink(config):
+    # 50,000 / 10,000 = 5 samples: Smith's batch grows past them (1, 5, 25)
+    config["scales"]["rehearsal"]["shrink"]["samples"] = 10**4
+    run = matrix.Run("smith2018", "WRN16_4_SGD", "increasing_batch", 0)
+    with pytest.raises(matrix.ConfigError, match=r"shrunk by scales.rehearsal.shrink") as err:
+        matrix.spec(at(config, "rehearsal"), run)
+    assert "larger than the training set" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_updates_per_epoch_caps_each_epoch():
+    s = Schedule(base_lr=0.1, base_batch=2, batch_size=2, epochs=3, max_iterations=1)
+    assert [row["iterations"] for row in s.table(100)] == [1, 1, 1]
+    assert Schedule(base_lr=0.1, base_batch=2, batch_size=2, epochs=1).total_updates(100) == 50
+
+
+def test_rehearsal_writes_apart_from_the_real_scales(config):
+    assert config["scales"]["rehearsal"]["workdir"] == "rehearsal"
+    assert config["scales"]["rehearsal"]["standins"] is True
+    assert not config["scales"]["paper"]["standins"] and not config["scales"]["paper"]["workdir"]
+
+
+@pytest.mark.parametrize("network", ["resnet50", "alexnet"])
+def test_imagenet_networks_narrow_and_at_64_px(network):
+    model = build_model(network, 1000, width=0.125)
+    wide = sum(p.numel() for p in build_model(network, 1000).parameters())
+    narrow = sum(p.numel() for p in model.parameters())
+    assert narrow < wide / 10
+    out = model(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, 1000) and math.isfinite(float(out.sum()))
+
+
+def test_make_rehearse_exists_and_checks_its_outputs():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "rehearse:" in makefile and "scale=rehearsal" in makefile
+    assert "tests/test_rehearsal_outputs.py" in makefile

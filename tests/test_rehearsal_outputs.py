@@ -1,0 +1,64 @@
+"""After `make rehearse`: every product of scale=paper was computed, on stand-ins, marked so.
+
+Run by `make rehearse` (marker `rehearsal`), not by `make test`: it reads the finished
+rehearsal under rehearsal/.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+
+from lbgap import matrix, outputs
+
+pytestmark = pytest.mark.rehearsal
+WORKDIR = ROOT / "rehearsal"
+PAPERS = ("keskar2017", "hoffer2017", "goyal2017", "smith2018")
+
+
+@pytest.fixture(scope="module")
+def config(repo_config) -> dict:
+    return matrix.prepare_config({**copy.deepcopy(repo_config), "scale": "rehearsal"})
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_every_table_and_figure_of_the_paper_scale_exists(paper):
+    missing = [f for f in outputs.files(paper) if not (WORKDIR / f).is_file()]
+    assert not missing
+
+
+def test_every_paper_run_finished(config):
+    runs = matrix.runs(config)
+    assert len(runs) == len({(r.paper, r.experiment, r.variant) for r in runs})
+    for run in runs:
+        summary = json.loads((WORKDIR / run.dir / "summary.json").read_text())
+        assert summary["status"] in ("completed", "diverged"), run.dir
+        assert summary["spec"]["scale"] == "rehearsal"
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_no_table_row_is_missing_for_lack_of_data(paper):
+    for md in (WORKDIR / "reports" / "tables").glob(f"{paper}_*.md"):
+        text = md.read_text()
+        assert "stand-in data" in text, md.name
+        for phrase in ("needs ", "runs at scale=", "does not run at this scale", "not run"):
+            assert phrase not in text, f"{md.name}: {phrase!r}"
+
+
+def test_every_claim_is_checked(config):
+    claims = pd.read_csv(WORKDIR / "reports" / "tables" / "claims.csv")
+    assert set(claims["paper"]) == set(PAPERS)
+    assert "not run at this scale" not in set(claims["verdict"])
+    assert "stand-in data" in (WORKDIR / "reports" / "tables" / "claims.md").read_text()
+
+
+def test_the_data_were_stand_ins():
+    manifests = list((WORKDIR / "data" / "prepared").glob("*_rehearsal.json"))
+    assert manifests
+    for manifest in manifests:
+        record = json.loads(manifest.read_text())
+        assert record["standin"] is True and record["official_files"] == "differ"
