@@ -23,11 +23,25 @@ def at(config: dict, scale: str) -> dict:
     return {**config, "scale": scale}
 
 
-def test_the_rehearsal_runs_every_paper_run_once(config):
-    paper = {(r.paper, r.experiment, r.variant) for r in matrix.runs(at(config, "paper"))}
+def test_the_rehearsal_runs_every_paper_and_small_run_once(config):
+    def names(scale):
+        return {(r.paper, r.experiment, r.variant) for r in matrix.runs(at(config, scale))}
+
     rehearsal = matrix.runs(at(config, "rehearsal"))
-    assert {(r.paper, r.experiment, r.variant) for r in rehearsal} == paper
+    both = names("paper") | names("small")
+    assert {(r.paper, r.experiment, r.variant) for r in rehearsal} == both
+    assert names("small") - names("paper")  # small's own experiments (Goyal's ResNet-20)
     assert {r.seed for r in rehearsal} == {0}
+
+
+def test_per_scale_values_come_from_the_first_matrix_scale_that_has_one(config):
+    run = matrix.Run("keskar2017", "F1", "SB", 0)
+    schema = matrix.load_schema()
+    names = (run.paper, run.experiment, run.variant)
+    settings = matrix.settings(at(config, "rehearsal"), *names, schema)
+    assert settings["epochs"] == 100
+    small_only = matrix.Run("goyal2017", "ResNet20_CIFAR10", "baseline", 0)
+    assert matrix.spec(at(config, "rehearsal"), small_only)["network"] == "resnet20"
 
 
 def test_shrunk_runs_keep_the_papers_ratios(config):

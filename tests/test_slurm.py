@@ -397,3 +397,27 @@ def test_two_gloo_ranks_in_a_job_preempted_equal_a_local_run(cluster, runs, tmp_
     assert_same_metrics(a / "metrics.csv", b / "metrics.csv")
     assert_same_weights(a / "checkpoint.pt", b / "checkpoint.pt")
     assert json.loads((a / "summary.json").read_text())["world_size"] == 2
+
+
+@pytest.mark.slurm
+def test_part_of_the_rehearsal_runs_through_the_shipped_profile(cluster, runs, tmp_path):
+    """The pre-flight check a user runs on a new cluster, in part: stand-ins written by a job,
+    the ImageNet stream on 2 gloo ranks (AlexNet), and a convolutional network's sharpness."""
+    work = copy_repo(tmp_path / "repo")
+    env = env_for(tmp_path)
+    install_and_edit_profile(work, env)
+    targets = [
+        "results/hoffer2017/AlexNet_8192/LB/seed0/summary.json",
+        "results/keskar2017/C1/LB/seed0/sharpness_full_eps0.001.json",
+    ]
+    config = ["--config", "scale=rehearsal", "device=cpu"]
+    small = ["--set-resources", "prepare_data:mem_mb=1000"]
+    proc = snakemake(work, env, "--profile", "slurm", *targets, *config, *POLLING, *small)
+    proc.wait()
+    out = (work / "snakemake.out").read_text()
+    assert proc.returncode == 0, out[-5000:]
+    rehearsal = work / "rehearsal"  # the rehearsal's own folder, apart from real results
+    summary = json.loads((rehearsal / targets[0]).read_text())
+    assert summary["status"] == "completed" and summary["world_size"] == 2
+    assert json.loads((rehearsal / targets[1]).read_text())["phi"] >= 0
+    assert not (work / "results").exists()

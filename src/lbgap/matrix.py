@@ -137,19 +137,23 @@ def scale_cfg(config: dict) -> dict:
     return config["scales"][config["scale"]]
 
 
-def matrix_scale(config: dict) -> str:
-    """The scale whose experiments, variants and per-scale values this scale runs.
+def matrix_scales(config: dict) -> list[str]:
+    """The scales whose experiments, variants and per-scale values this scale runs, in order.
 
-    A scale is its own by default; the rehearsal names `paper`, so it runs the paper's matrix
-    and settings with its own sizes (seeds, width, data, the size reductions of `shrink`).
+    A scale is its own by default; the rehearsal names `[paper, small]`, so it runs every
+    experiment of the paper's matrix and of small's, with their settings (paper's first) and its
+    own sizes (seeds, width, data, the size reductions of `shrink`).
     """
-    return scale_cfg(config).get("matrix") or config["scale"]
+    return list(scale_cfg(config).get("matrix") or [config["scale"]])
+
+
+def _runs_at(scales: list[str], config: dict) -> bool:
+    return bool(set(scales) & set(matrix_scales(config)))
 
 
 def skip_reason(config: dict, exp: dict) -> str | None:
     """Why an experiment does not run at this scale, in words for the table row; None if it runs."""
-    scale = matrix_scale(config)
-    if "scales" in exp and scale not in exp["scales"]:
+    if "scales" in exp and not _runs_at(exp["scales"], config):
         return f"runs at scale={'/'.join(exp['scales'])}"
     if exp["dataset"] not in scale_cfg(config)["datasets"]:
         later = [s for s in SCALES if exp["dataset"] in config["scales"][s]["datasets"]]
@@ -174,7 +178,7 @@ def variant_skip_reason(config: dict, paper: str, experiment: str, variant: str)
     cannot start after more epochs than its source run trains at this scale.
     """
     overrides = config["papers"][paper]["experiments"][experiment]["variants"][variant] or {}
-    if "scales" in overrides and matrix_scale(config) not in overrides["scales"]:
+    if "scales" in overrides and not _runs_at(overrides["scales"], config):
         return f"runs at scale={'/'.join(overrides['scales'])}"
     warm = settings(config, paper, experiment, variant, _schema())["warm_start"]
     if warm:
@@ -219,7 +223,7 @@ def _at_scale(value: Any, config: dict, key: str) -> Any:
     A scale with no value of its own takes the value of the scale whose matrix it runs.
     """
     if isinstance(value, dict) and value and set(value) <= set(SCALES):
-        for scale in (config["scale"], matrix_scale(config)):
+        for scale in (config["scale"], *matrix_scales(config)):
             if scale in value:
                 return value[scale]
         scale = config["scale"]
