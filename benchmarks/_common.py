@@ -193,7 +193,6 @@ def run_spec(
         "device": device,
         "bn_eval": "running",
         "noise_every": 0,
-        "checkpoint_minutes": 1e9,
     }
 
 

@@ -36,7 +36,7 @@ class Sides:
 
     def __init__(self, spec: dict, out: Path, device: torch.device) -> None:
         ctx = distributed.Context(rank=0, world_size=1, local_rank=0, device=device)
-        self.trainer = Trainer(spec, out, ctx)
+        self.trainer = Trainer(spec, out, ctx, checkpoint_minutes=1e9)
         self.batch = spec["schedule"]["batch_size"]
         self.device = device
         data = self.trainer.data

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     spec = json.loads(args.spec)
     ctx = distributed.setup(spec["device"])
-    trainer = Trainer(spec, args.result.parent / f"run{ctx.world_size}", ctx)
+    trainer = Trainer(spec, args.result.parent / f"run{ctx.world_size}", ctx, 1e9)
     batch = spec["schedule"]["batch_size"]
     iters = trainer.schedule.iterations_in_epoch(0, trainer.n_train)
     gen = torch.Generator(device=ctx.device).manual_seed(1)

@@ -27,7 +27,7 @@ def make_spec(data: Path, **overrides) -> dict:
         "paper": "test", "experiment": "F1", "variant": "LB", "seed": 5, "scale": "quick",
         "network": "F1", "dataset": "mnist", "data": str(data), "width": 0.25,
         "ghost_batch": None, "augment": True, "noise_every": 3, "device": "cpu",
-        "bn_eval": "running", "checkpoint_minutes": 10,
+        "bn_eval": "running",
         "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4},
         "schedule": {"base_lr": 0.05, "base_batch": 50, "batch_size": 50, "epochs": 3},
     }  # fmt: skip
@@ -87,7 +87,7 @@ def test_timed_checkpoints_change_nothing(tmp_path, prepared_mnist, monkeypatch)
     saves = []
     save = train.Trainer.save_state
     monkeypatch.setattr(train.Trainer, "save_state", lambda self: saves.append(save(self)))
-    train.run(make_spec(prepared_mnist, checkpoint_minutes=1e-9), tmp_path / "often")
+    train.run(make_spec(prepared_mnist), tmp_path / "often", checkpoint_minutes=1e-9)
     assert len(saves) == 3 * 10
     monkeypatch.undo()
     train.run(make_spec(prepared_mnist), tmp_path / "never")
@@ -107,9 +107,12 @@ def test_state_of_another_configuration_is_not_resumed(tmp_path, prepared_mnist,
 
 
 # ---------------------------------------------------------------- a real signal
-def launch(spec: dict, out: Path, signal_after_line: str | None = None) -> tuple[int, str]:
-    """`lbgap.launch` (torchrun, one CPU rank); optionally SIGTERM its whole process group, as
-    SLURM signals every process of a job step, once a line containing `signal_after_line` shows.
+def launch(
+    spec: dict, out: Path, signal_after_line: str | None = None, sig: int = signal.SIGTERM
+) -> tuple[int, str]:
+    """`lbgap.launch` (torchrun, one CPU rank); optionally signal its whole process group, as
+    SLURM signals every process of a job step (SIGTERM), a terminal's Ctrl-C (SIGINT) or a
+    closed terminal (SIGHUP) do, once a line containing `signal_after_line` shows.
     Two ranks under SLURM: tests/test_slurm.py."""
     cmd = [sys.executable, "-m", "lbgap.launch", "--",
            "--spec", json.dumps(spec), "--out", str(out)]  # fmt: skip
@@ -121,7 +124,7 @@ def launch(spec: dict, out: Path, signal_after_line: str | None = None) -> tuple
         for line in proc.stdout:
             lines.append(line)
             if signal_after_line and signal_after_line in line:
-                os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, sig)
                 signal_after_line = None
         return proc.wait(timeout=120), "".join(lines)
     finally:
@@ -129,10 +132,11 @@ def launch(spec: dict, out: Path, signal_after_line: str | None = None) -> tuple
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def test_sigterm_to_the_job_then_rerun_is_exact(tmp_path, prepared_mnist):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=str)
+def test_signal_to_the_job_then_rerun_is_exact(tmp_path, prepared_mnist, sig):
     spec = make_spec(prepared_mnist)
     spec["schedule"]["epochs"] = 8
-    rc, out = launch(spec, tmp_path / "cut", signal_after_line="epoch 1/")
+    rc, out = launch(spec, tmp_path / "cut", signal_after_line="epoch 1/", sig=sig)
     cut = tmp_path / "cut"
     assert rc != 0, f"the run was not stopped by the signal:\n{out[-3000:]}"
     assert "checkpointing before exit" in out

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
-import io
 import json
 import math
 import pickle
@@ -30,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lbgap.io import atomic_write, write_json
+from lbgap.io import DamagedFile, load_torch, save_torch, write_json
 
 
 @dataclass(frozen=True)
@@ -480,9 +479,7 @@ def _write_manifest(
 
 def save_tensors(path: Path, payload: dict) -> None:
     """Same content, same bytes: torch.save into memory first (its archive name is fixed)."""
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+    save_torch(path, payload)
 
 
 def _prepare_imagefolder(info: DatasetInfo, root: Path, out: Path, manifest: Path) -> dict:
@@ -520,6 +517,20 @@ def normalize(x: Tensor, info: DatasetInfo) -> Tensor:
     return (x.float() / 255.0 - mean) / std
 
 
+def check_prepared(path: str | Path) -> None:
+    """The prepared file must be the one its manifest recorded (same SHA-256): a truncated or
+    altered copy is named, with the fix, instead of an anonymous unpickling traceback."""
+    manifest = Path(path).with_suffix(".json")
+    if not manifest.exists():
+        return
+    recorded = json.loads(manifest.read_text()).get("prepared_sha256")
+    if recorded and _sha256(Path(path)) != recorded:
+        raise DamagedFile(
+            f"{path} does not match the SHA-256 its manifest {manifest} recorded; delete both "
+            "and rerun: Snakemake prepares them again"
+        )
+
+
 def load_prepared(path: str | Path, device: torch.device | str = "cpu") -> dict:
     """The prepared dataset as normalized float tensors on `device` (or ImageFolder paths).
 
@@ -527,7 +538,9 @@ def load_prepared(path: str | Path, device: torch.device | str = "cpu") -> dict:
     count for real data, the real dataset's size for a stand-in. Files prepared before it was
     recorded fall back to the stored count.
     """
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    check_prepared(path)
+    fix = "delete it and rerun: Snakemake prepares it again"
+    blob = load_torch(path, fix, map_location="cpu", weights_only=True)
     info = dataset_info(blob["dataset"])
     standin = bool(blob.get("standin", False))
     if "imagefolder" in blob:

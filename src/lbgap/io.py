@@ -1,13 +1,35 @@
-"""Atomic file writes: a crashed or preempted job never leaves a half-written result behind."""
+"""Atomic file writes: a crashed or preempted job never leaves a half-written result behind.
+
+Files are created with the permissions the user's umask allows (as `open` would), a full disk
+says so with the file's name, and a damaged file being read is named with what to do.
+"""
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
+import pickle
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+
+class DiskFull(OSError):
+    """No space left for a result; the previous copy of the file is kept."""
+
+
+class DamagedFile(RuntimeError):
+    """A file exists but cannot be read (truncated, corrupt); the message says what to do."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -18,11 +40,40 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.errno == errno.ENOSPC:
+            raise DiskFull(
+                errno.ENOSPC, f"No space left on device writing {path}; the last good copy is kept"
+            ) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> Path:
+    """torch.save, atomically; serialized in memory first, so that a full disk raises an
+    OSError naming the file (torch's own file writer says only "iostream error")."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
+
+
+def load_torch(path: str | os.PathLike, fix: str, **kwargs: Any) -> Any:
+    """torch.load, with a damaged file named in one line together with `fix`."""
+    import torch
+
+    try:
+        return torch.load(path, **kwargs)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise DamagedFile(f"{path} is damaged ({first}); {fix}") from None
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:

@@ -413,7 +413,6 @@ def _spec(config: dict, run: Run, schema: dict) -> dict:
         **{k: config[k] for k in ("amp", "channels_last", "compile", "deterministic")},
         "bn_eval": config["bn_eval"],
         "eval_chunk": config["eval_chunk"],
-        "checkpoint_minutes": config["checkpoint_minutes"],
     }
 
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from lbgap.data import dataset_info
+from lbgap.io import load_torch
 from lbgap.models import build_model
 
 
@@ -19,7 +20,9 @@ def load_run(
 
     `checkpoint` names another weights file of the run, e.g. checkpoint_epoch5.pt (save_epochs).
     """
-    blob = torch.load(Path(run_dir) / checkpoint, map_location=device, weights_only=True)
+    fix = f"delete {run_dir}/summary.json and rerun: Snakemake trains the run again"
+    path = Path(run_dir) / checkpoint
+    blob = load_torch(path, fix, map_location=device, weights_only=True)
     spec = blob["spec"]
     model = build_model(
         spec["network"],

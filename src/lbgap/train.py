@@ -29,7 +29,7 @@ from lbgap import distributed
 from lbgap.acceleration import Acceleration, configure_determinism
 from lbgap.data import load_prepared, random_crop_flip
 from lbgap.evaluation import evaluate, evaluation_sums, loss_and_accuracy
-from lbgap.io import atomic_write, write_json
+from lbgap.io import DamagedFile, DiskFull, load_torch, save_torch, write_json
 from lbgap.models import build_model, zero_init_last_bn
 from lbgap.noise import NoiseScaleTracker, squared_grad_norm
 from lbgap.schedules import Schedule, noise_scale, rescale_momentum_buffers
@@ -100,7 +100,9 @@ def micro_batches(per_rank: int, micro: int | None) -> int:
 class Trainer:
     """Holds the run's state so that it can be checkpointed and resumed as a whole."""
 
-    def __init__(self, spec: dict, out: Path, ctx: distributed.Context) -> None:
+    def __init__(
+        self, spec: dict, out: Path, ctx: distributed.Context, checkpoint_minutes: float = 10.0
+    ) -> None:
         self.spec, self.out, self.ctx = spec, out, ctx
         configure_determinism(ctx.device, spec.get("deterministic", True))
         torch.manual_seed(spec["seed"])
@@ -149,7 +151,7 @@ class Trainer:
         self.status = "running"
         self.stop_requested = False
         self.resume_gen_state: torch.Tensor | None = None
-        self.checkpoint_s = 60 * spec.get("checkpoint_minutes", 10.0)
+        self.checkpoint_s = 60 * checkpoint_minutes
         self.last_save = self.last_progress = time.monotonic()
         self.progress_samples = 0
         self.noise = NoiseScaleTracker()
@@ -157,7 +159,8 @@ class Trainer:
 
     def load_init(self, path: str) -> None:
         """Warm start (Keskar et al.): begin from another run's saved weights."""
-        blob = torch.load(path, map_location=self.ctx.device, weights_only=True)
+        fix = "delete the source run's summary.json and rerun: Snakemake trains it again"
+        blob = load_torch(path, fix, map_location=self.ctx.device, weights_only=True)
         self.model.load_state_dict(blob["model"])
 
     # ------------------------------------------------------------ checkpointing
@@ -185,7 +188,7 @@ class Trainer:
 
     def save_state(self) -> None:
         if self.ctx.is_main:
-            atomic_write(self.out / STATE_FILE, lambda tmp: torch.save(self.state(), tmp))
+            save_torch(self.out / STATE_FILE, self.state())
         distributed.barrier()
         self.last_save = time.monotonic()
 
@@ -193,7 +196,14 @@ class Trainer:
         path = self.out / STATE_FILE
         if not path.exists():
             return False
-        state = torch.load(path, map_location=self.ctx.device, weights_only=False)
+        try:
+            state = load_torch(path, "", map_location=self.ctx.device, weights_only=False)
+        except DamagedFile as err:  # e.g. a node lost power mid-write on a filesystem without
+            aside = path.with_name(f"{STATE_FILE}.corrupt")  # atomic rename: start afresh
+            path.replace(aside)
+            reason = str(err).split(" is damaged ", 1)[-1].rstrip("; ")
+            print(f"{path} is damaged {reason}; set aside as {aside}, starting afresh", flush=True)
+            return False
         if state["spec"] != self.spec:
             print(f"{path} belongs to another configuration; starting afresh", flush=True)
             return False
@@ -491,7 +501,7 @@ class Trainer:
     def save_weights(self, path: Path, epoch: int) -> None:
         """Weights and spec only: what the analyses (sharpness, warm starts) load."""
         blob = {"model": self.model.state_dict(), "spec": self.spec, "epoch": epoch}
-        atomic_write(path, lambda tmp: torch.save(blob, tmp))
+        save_torch(path, blob)
 
     def write_outputs(self, wall_time: float) -> None:
         if not self.ctx.is_main:
@@ -523,22 +533,28 @@ class Trainer:
         (out / STATE_FILE).unlink(missing_ok=True)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT, signal.SIGHUP)
+
+
 def request_stop(trainer: Trainer) -> None:
-    """SIGTERM/SIGUSR1 (SLURM's warning before a time limit or preemption) -> checkpoint, exit."""
+    """SIGTERM/SIGUSR1 (SLURM's warning before a time limit or preemption), Ctrl-C (SIGINT) and
+    a closed terminal (SIGHUP) -> checkpoint, exit; a rerun resumes."""
 
     def handler(signum: int, _frame) -> None:
         print(f"signal {signum}: checkpointing before exit", flush=True)
         trainer.stop_requested = True
 
-    for sig in (signal.SIGTERM, signal.SIGUSR1):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, handler)
 
 
-def run(spec: dict, out: Path) -> dict:
+def run(spec: dict, out: Path, checkpoint_minutes: float = 10.0) -> dict:
+    """Train (or resume) the run; `checkpoint_minutes` changes how it is looked after, not what
+    it computes, so it is not part of the spec (changing it neither reruns nor restarts it)."""
     start = time.perf_counter()
     ctx = distributed.setup(spec.get("device", "auto"))
     out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(spec, out, ctx)
+    trainer = Trainer(spec, out, ctx, checkpoint_minutes)
     request_stop(trainer)
     trainer.try_resume()
     try:
@@ -555,16 +571,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train one run of the experiment matrix.")
     parser.add_argument("--spec", required=True, help="resolved run spec as JSON text")
     parser.add_argument("--out", type=Path, required=True, help="run folder")
+    parser.add_argument(
+        "--checkpoint-minutes", type=float, default=10.0, help="minutes between checkpoints"
+    )
     args = parser.parse_args(argv)
     spec = json.loads(args.spec)
     try:
-        result = run(spec, args.out)
+        result = run(spec, args.out, args.checkpoint_minutes)
     except Preempted:
         print("stopped by signal after checkpointing; rerun to resume", file=sys.stderr)
         return 143
     except (ValueError, distributed.DeviceUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (DiskFull, DamagedFile) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except torch._dynamo.exc.BackendCompilerFailed as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"error: torch.compile failed ({first}); set compile: false", file=sys.stderr)

@@ -19,10 +19,11 @@ rule train:
         "Training {wildcards.paper} {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
     conda:
         "../../envs/train.yaml"
+    # params: what the run computes (a change reruns it). How it is looked after (threads,
+    # checkpoint interval, retries) comes as resources, so changing it reruns nothing.
     params:
         spec=spec_json,
         out=lambda wc, output: os.path.dirname(output.summary),
-        threads=lambda wc: run_resources(wc)["threads"],
         nproc=lambda wc: run_resources(wc)["tasks"],
     threads: lambda wc: run_resources(wc)["threads"] * run_resources(wc)["tasks"]
     retries: config["retries"]
@@ -38,7 +39,10 @@ rule train:
         mem_mb=lambda wc: job_resources(run_resources(wc))["mem_mb"],
         runtime=lambda wc: job_resources(run_resources(wc))["runtime"],
         cpus_per_task=lambda wc: job_resources(run_resources(wc))["cpus_per_task"],
+        threads_per_process=lambda wc: run_resources(wc)["threads"],
+        checkpoint_minutes=str(config["checkpoint_minutes"]),
     # exec: SLURM's SIGTERM reaches torchrun and the training processes, not a waiting shell.
     shell:
         "exec python -m lbgap.launch --nproc-per-node {params.nproc} --nodes {resources.nodes} "
-        "--threads {params.threads} -- --spec {params.spec:q} --out {params.out} > {log} 2>&1"
+        "--threads {resources.threads_per_process} -- --spec {params.spec:q} --out {params.out} "
+        "--checkpoint-minutes {resources.checkpoint_minutes} > {log} 2>&1"
