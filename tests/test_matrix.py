@@ -7,9 +7,10 @@ import subprocess
 import time
 
 import pytest
-from conftest import ROOT, VENV_BIN
+from conftest import ROOT, VENV_BIN, run_snakemake, write_config
 
 from lbgap import matrix
+from lbgap.schedules import Schedule
 
 
 @pytest.fixture
@@ -144,3 +145,215 @@ def test_unknown_scale_fails_at_start_with_one_line(tmp_path):
     assert out.returncode != 0
     lines = [ln for ln in (out.stderr + out.stdout).splitlines() if "config error" in ln]
     assert lines and "scale" in lines[0]
+
+
+# ---------------------------------------------------------------- hardening: one-line errors
+def edited(repo_config: dict, edit) -> dict:
+    config = copy.deepcopy(repo_config)
+    edit(config)
+    return config
+
+
+def experiment(config: dict, paper: str, name: str) -> dict:
+    return config["papers"][paper]["experiments"][name]
+
+
+def with_variant(config: dict, paper: str, name: str, variant: str, settings: dict) -> None:
+    """Add a variant to one experiment only (YAML anchors share `variants` between several)."""
+    exp = experiment(config, paper, name)
+    exp["variants"] = {**exp["variants"], variant: settings}
+
+
+PER_SCALE = "(or one per scale as {quick: .., small: .., paper: ..})"
+F1 = "papers.keskar2017.experiments.F1"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("epochs", 2.5, f"{F1}.epochs: 2.5 is not an integer {PER_SCALE}"),
+        ("warmup_epochs", "long", f"{F1}.warmup_epochs: 'long' is not a number {PER_SCALE}"),
+        ("decay_epochs", 5, f"{F1}.decay_epochs: 5 is not a list {PER_SCALE}"),
+        ("epochs", -1, f"{F1}.epochs: -1 is less than the minimum of 0"),
+        ("epochs", {"quick": 2.5}, f"{F1}.epochs.quick: 2.5 is not an integer"),
+        ("ghost_batch", 2.5, f"{F1}.ghost_batch: 2.5 is not an integer or null"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_says_which_kinds_it_takes(repo_config, key, value, expected):
+    config = edited(repo_config, lambda c: experiment(c, "keskar2017", "F1").update({key: value}))
+    with pytest.raises(matrix.ConfigError) as err:
+        matrix.prepare_config(config)
+    assert f"config error at {expected}" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["plain sgd", "a/b", ".hidden", "-x", "LB;rm"])
+def test_names_that_break_a_folder_or_the_command_are_refused(repo_config, name):
+    config = edited(repo_config, lambda c: with_variant(c, "keskar2017", "F1", name, {}))
+    with pytest.raises(matrix.ConfigError) as err:
+        matrix.prepare_config(config)
+    assert f"config error at {F1}.variants: name {name!r}" in str(err.value)
+    renamed = edited(repo_config, lambda c: c["papers"]["keskar2017"]["experiments"].update(
+        {name: experiment(c, "keskar2017", "F1")}
+    ))  # fmt: skip
+    with pytest.raises(matrix.ConfigError, match="at papers.keskar2017.experiments: name"):
+        matrix.prepare_config(renamed)
+
+
+@pytest.mark.parametrize("scale", matrix.SCALES)
+def test_every_shipped_name_and_spec_passes_at_every_scale(config, scale):
+    """The shipped names (+LR, 2.5pct, k10, ...) and every run's checks of its batches."""
+    at_scale = {**config, "scale": scale}
+    schema = matrix.load_schema()
+    specs = [matrix.spec(at_scale, run, schema) for run in matrix.runs(at_scale)]
+    assert specs
+    assert {"+LR", "+GBN", "+RA", "2.5pct", "k10"} <= {s["variant"] for s in specs}
+    for paper in config["papers"]:
+        matrix.analysis(at_scale, paper)
+
+
+def test_a_value_missing_for_the_scale_names_the_key_it_is_missing_from(config):
+    small = {**config, "scale": "small"}
+    with_variant(small, "keskar2017", "F1", "LB", {"batch_size": "10%", "epochs": {"quick": 3}})
+    with pytest.raises(matrix.ConfigError, match=rf"at {F1}\.variants\.LB\.epochs: no value for"):
+        matrix.runs(small)
+    small = {**config, "scale": "small"}
+    small["papers"]["keskar2017"]["analysis"]["parametric"]["points"] = {"quick": 25}
+    with pytest.raises(matrix.ConfigError) as err:
+        matrix.analysis(small, "keskar2017")
+    assert "at papers.keskar2017.analysis.parametric.points: no value for scale small" in str(
+        err.value
+    )
+
+
+@pytest.mark.parametrize(
+    ("warm", "missing"),
+    [
+        ({"experiment": "F1", "variant": "XX", "epoch": 2}, "F1 has no variant XX (it has SB, LB)"),
+        ({"experiment": "NOPE", "variant": "SB", "epoch": 2}, "has no experiment NOPE"),
+    ],
+)
+def test_warm_start_from_an_unknown_run_names_the_key(config, warm, missing):
+    exp = experiment(config, "keskar2017", "F1_warmstart")
+    exp["variants"]["k2"] = {"warm_start": warm}
+    with pytest.raises(matrix.ConfigError) as err:
+        matrix.runs(config)
+    where = "papers.keskar2017.experiments.F1_warmstart.variants.k2.warm_start"
+    assert str(err.value).startswith(f"config error at {where}: no run ")
+    assert missing in str(err.value)
+
+
+def goyal(config: dict) -> dict:
+    return experiment(config, "goyal2017", "F1_analog")
+
+
+def smith(config: dict) -> dict:
+    return experiment(config, "smith2018", "F1_SGD_analog")
+
+
+@pytest.mark.parametrize(
+    ("edit", "run", "expected"),
+    [
+        (  # a warmup as long as training never reaches the LR
+            lambda c: goyal(c).update(warmup_epochs=15, decay_epochs=[]),
+            ("goyal2017", "F1_analog", "gradual_warmup"),
+            "warmup_epochs 15 is not shorter than the 15 training epochs",
+        ),
+        (  # 1000 samples per rank in micro-batches of 96
+            lambda c: goyal(c).update(micro_batch=96),
+            ("goyal2017", "F1_analog", "gradual_warmup"),
+            "micro_batch 96 does not divide the per-rank batch 1000",
+        ),
+        (  # batch 32 fits one micro-batch; the first growth (to 160) does not split into 64s
+            lambda c: smith(c).update(micro_batch=64),
+            ("smith2018", "F1_SGD_analog", "increasing_batch"),
+            "micro_batch 64 does not divide the per-rank batch 160 (batch 160 over 1 rank)",
+        ),
+        (  # ghost batch norm needs whole ghost batches in a micro-batch
+            lambda c: goyal(c).update(micro_batch=48),
+            ("goyal2017", "F1_analog", "baseline"),
+            "micro_batch 48 is not a multiple of ghost_batch 32",
+        ),
+        (  # 3 processes on each of 2 nodes cannot share 1000 samples
+            lambda c: goyal(c).update(resources={"quick": {"nproc_per_node": 3, "nodes": 2}}),
+            ("goyal2017", "F1_analog", "gradual_warmup"),
+            "batch 1000 cannot be split equally over the job's 6 ranks",
+        ),
+    ],
+)
+def test_impossible_settings_fail_when_the_spec_is_built(config, edit, run, expected):
+    edit(config)
+    with pytest.raises(matrix.ConfigError) as err:
+        matrix.spec(config, matrix.Run(*run, 0))
+    where = f"papers.{run[0]}.experiments.{run[1]}.variants.{run[2]}"
+    assert str(err.value).startswith(f"config error at {where}: ")
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_schedule_batches_are_the_grown_ones_that_train():
+    grow = Schedule(base_lr=0.1, base_batch=32, batch_size=32, epochs=7, decay_factor=5,
+                    decay_epochs=(3, 6, 8), batch_growth="increase")  # fmt: skip
+    assert grow.batches() == [32, 160, 800]  # the milestone at 8 never acts
+    assert Schedule(base_lr=0.1, base_batch=8, batch_size=8, epochs=3).batches() == [8]
+
+
+@pytest.mark.parametrize(
+    ("edit", "scale", "expected"),
+    [
+        (  # a per-scale value missing at small: was a traceback from common.smk
+            lambda c: experiment(c, "keskar2017", "F1").update(epochs={"quick": 20}),
+            "small",
+            f"{F1}.epochs: no value for scale small",
+        ),
+        (  # an analysis setting missing at small: was a traceback from the plans
+            lambda c: c["papers"]["keskar2017"]["analysis"]["parametric"].update(
+                points={"quick": 25}
+            ),
+            "small",
+            "papers.keskar2017.analysis.parametric.points: no value for scale small",
+        ),
+        (  # a warm start from a run that does not exist: was a traceback
+            lambda c: experiment(c, "keskar2017", "F1_warmstart")["variants"].update(
+                k2={"warm_start": {"experiment": "F1", "variant": "XX", "epoch": 2}}
+            ),
+            "quick",
+            "papers.keskar2017.experiments.F1_warmstart.variants.k2.warm_start: no run F1/XX",
+        ),
+        (  # a variant name with a space: passed the dry run, then failed in the job
+            lambda c: with_variant(c, "keskar2017", "F1", "plain sgd", {}),
+            "quick",
+            f"{F1}.variants: name 'plain sgd'",
+        ),
+        (  # a micro-batch that the grown batch cannot be split into: failed in the job
+            lambda c: smith(c).update(micro_batch=64),
+            "quick",
+            "papers.smith2018.experiments.F1_SGD_analog.variants.hybrid: micro_batch 64 does not",
+        ),
+    ],
+)
+def test_config_errors_end_the_dry_run_in_one_line(tmp_path, repo_config, edit, scale, expected):
+    write_config(tmp_path, edited(repo_config, edit))
+    out = run_snakemake(tmp_path, "-n", "reproduce_all", "--config", f"scale={scale}")
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert f"lbgap: config error at {expected}" in text, text[-2000:]
+    assert "Traceback" not in text and 'File "' not in text, text[-2000:]
+
+
+def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path, repo_config):
+    path = write_config(tmp_path, repo_config)
+    assert matrix.yaml_syntax_error(path) is None
+    assert matrix.yaml_syntax_error(ROOT / "config.yaml") is None
+    lines = path.read_text().splitlines()
+    lines[3] = "scale: [quick"  # an unclosed list on line 4
+    path.write_text("\n".join(lines) + "\n")
+    error = matrix.yaml_syntax_error(path)
+    assert error is not None and error.startswith(f"{path.resolve()}:5:")
+    assert "YAML syntax error" in error and "\n" not in error
+    # Snakemake's own message names neither the file nor the line: the workflow's is first.
+    out = subprocess.run(
+        [str(VENV_BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "-n"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert f"lbgap: {error}" in out.stderr.splitlines()

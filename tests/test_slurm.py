@@ -400,7 +400,7 @@ def test_two_gloo_ranks_in_a_job_preempted_equal_a_local_run(cluster, runs, tmp_
 
 
 @pytest.mark.slurm
-def test_part_of_the_rehearsal_runs_through_the_shipped_profile(cluster, runs, tmp_path):
+def test_part_of_the_rehearsal_runs_through_the_shipped_profile(cluster, tmp_path):
     """The pre-flight check a user runs on a new cluster, in part: stand-ins written by a job,
     the ImageNet stream on 2 gloo ranks (AlexNet), and a convolutional network's sharpness."""
     work = copy_repo(tmp_path / "repo")

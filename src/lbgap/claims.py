@@ -27,6 +27,7 @@ from lbgap import htmlview, verdicts
 from lbgap.io import write_text
 from lbgap.tables import data_note
 from lbgap.verdicts import Rule, Side, Verdict, greater, less, within
+from lbgap.words import plural
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,8 @@ def evaluate(claim: Claim, table: pd.DataFrame | None, plan: dict | None) -> lis
         else:
             for ours in (ours_a, ours_b):
                 if ours.values and len(ours.values) != ours.n:
-                    note += f"; {len(ours.values)} per-seed values but n={ours.n} in the table"
+                    values = plural(len(ours.values), "per-seed value")
+                    note += f"; {values} but n={ours.n} in the table"
         records.append(
             _record(
                 claim,

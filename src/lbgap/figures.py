@@ -19,6 +19,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from lbgap import results  # noqa: E402
 from lbgap.io import atomic_write  # noqa: E402
 from lbgap.papers import reference  # noqa: E402
+from lbgap.words import plural  # noqa: E402
 
 
 def _band(ax, frame, x: str, y: str, label: str, **style) -> str:
@@ -77,7 +78,8 @@ def training_curves(plan: dict, reference_table: str | None = None) -> Figure:
     for (name, exp), (ax_loss, ax_acc) in zip(ran.items(), axes, strict=False):
         for variant, info in exp["variants"].items():
             frame = results.metrics(info["dirs"])
-            label = f"{variant} (batch {info['batch_size']}, {frame['seed'].nunique()} seeds)"
+            seeds = plural(frame["seed"].nunique(), "seed")
+            label = f"{variant} (batch {info['batch_size']}, {seeds})"
             _band(ax_loss, frame, "epoch", "train_loss", label)
             color = _band(ax_acc, frame, "epoch", "test_acc", label)
             if reference_table:

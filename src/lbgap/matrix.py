@@ -21,6 +21,7 @@ import yaml
 
 from lbgap.data import dataset_info
 from lbgap.schedules import Schedule, adapt_regime
+from lbgap.words import plural
 
 SCALES = ("quick", "small", "paper", "rehearsal")
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -52,6 +53,29 @@ class Run:
 
 
 # ---------------------------------------------------------------- validation
+def yaml_syntax_error(path: str | Path) -> str | None:
+    """A YAML syntax error of a config file as one line `file:line:column: what`, or None.
+
+    Snakemake's own message for a config file it cannot parse names neither the file nor the
+    place; this is checked before Snakemake reads the workflow's config.yaml. Only the syntax
+    is read (no values are built), so a file Snakemake accepts is never refused here.
+    """
+    try:
+        yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{Path(path).resolve()}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        context = ""
+        if err.context and err.context_mark and err.context_mark is not mark:
+            context = f" ({err.context} started at line {err.context_mark.line + 1})"
+        elif err.context:
+            context = f" ({err.context})"
+        return f"{where}: YAML syntax error: {err.problem or err.context}{context}"
+    except yaml.YAMLError as err:
+        return f"{Path(path).resolve()}: YAML syntax error: {' '.join(str(err).split())}"
+    return None
+
+
 def load_schema(path: str | Path = SCHEMA) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
@@ -66,8 +90,68 @@ def _where(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
+_KINDS = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "array": "a list",
+    "object": "a mapping",
+    "boolean": "true or false",
+    "null": "null",
+}
+PER_SCALE = "one per scale as {quick: .., small: .., paper: ..}"
+NAME_RULE = (
+    "use only letters, digits and + . _ - and do not start with . or - "
+    "(names become folders and command-line arguments)"
+)
+
+
+def _types(types: str | list[str]) -> str:
+    """JSON schema types in words: "an integer or null"."""
+    return " or ".join(_KINDS.get(t, t) for t in ([types] if isinstance(types, str) else types))
+
+
+def _kind(schema: dict) -> str:
+    """What a schema accepts, in words: "an integer", "a list", "one per scale as {..}"."""
+    if schema.get("type") == "object" and set(schema.get("properties", {})) <= set(SCALES):
+        return PER_SCALE
+    return _types(schema.get("type", []))
+
+
+def _fits_type(branch: list[jsonschema.ValidationError]) -> bool:
+    """Whether a oneOf branch failed inside the value (not on the value's type itself)."""
+    return not any(e.validator == "type" and not e.relative_path for e in branch)
+
+
+def _explain(error: jsonschema.ValidationError) -> tuple[str, str]:
+    """The key path and message a user can act on, for one schema error.
+
+    A oneOf (an integer, or one per scale) reports "2.5 is not of type 'object'" by default,
+    which names the wrong alternative: say instead which kinds of value it takes, or, where
+    the value has the type of one alternative, what is wrong inside that one.
+    """
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        branches: dict[int, list[jsonschema.ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        fitting = [b for b in branches.values() if _fits_type(b)]
+        if len(fitting) == 1:
+            return _explain(max(fitting[0], key=lambda e: len(e.relative_path)))
+        kinds = [_kind(s) for s in error.validator_value]
+        plain = " or ".join(k for k in kinds if k and k != PER_SCALE)
+        per_scale = f" (or {PER_SCALE})" if PER_SCALE in kinds and plain else ""
+        if plain or per_scale:
+            return _where(error), f"{error.instance!r} is not {plain or PER_SCALE}{per_scale}"
+    if error.validator == "type":
+        return _where(error), f"{error.instance!r} is not {_types(error.validator_value)}"
+    if "propertyNames" in error.schema_path:
+        return _where(error), f"name {error.instance!r} is not allowed; {NAME_RULE}"
+    unknown = error.message.replace("Unevaluated properties are not allowed", "unknown key")
+    return _where(error), unknown
+
+
 def check(config: dict, schema: dict) -> None:
-    """Validate against the schema and a few rules it cannot express; raise ConfigError."""
+    """Validate against the schema; raise ConfigError, one line naming the key to fix."""
     validator = jsonschema.validators.validator_for(schema)(schema)
     errors = list(validator.iter_errors(config))
     # An unknown key is also reported for every key of an object with any other error: prefer
@@ -78,20 +162,10 @@ def check(config: dict, schema: dict) -> None:
         error = max(specific, key=lambda e: len(e.absolute_path))
         error = jsonschema.exceptions.best_match([error])
     if error is not None:
-        message = error.message
-        if error.validator in ("oneOf", "anyOf") and error.context:
-            message = error.context[-1].message
-        message = message.replace("Unevaluated properties are not allowed", "unknown key")
+        where, message = _explain(error)
         raise ConfigError(
-            f"config error at {_where(error)}: {message} (see workflow/schemas/config.schema.yaml)"
+            f"config error at {where}: {message} (see workflow/schemas/config.schema.yaml)"
         )
-    for paper, exp_name, _exp in _experiments(config):
-        for variant in config["papers"][paper]["experiments"][exp_name]["variants"]:
-            if "/" in variant or variant.startswith("."):
-                raise ConfigError(
-                    f"config error at papers.{paper}.experiments.{exp_name}."
-                    f"variants: name {variant!r} cannot be a folder name"
-                )
 
 
 def with_defaults(config: dict, schema: dict) -> dict:
@@ -186,14 +260,19 @@ def variant_skip_reason(config: dict, paper: str, experiment: str, variant: str)
         src_exp = config["papers"][paper]["experiments"].get(source[0], {})
         if source[1] not in src_exp.get("variants", {}):
             where = f"papers.{paper}.experiments.{experiment}.variants.{variant}.warm_start"
+            if not src_exp:
+                missing = f"{paper} has no experiment {source[0]}"
+            else:
+                names = ", ".join(src_exp["variants"])
+                missing = f"{source[0]} has no variant {source[1]} (it has {names})"
             raise ConfigError(
-                f"config error at {where}: no run {source[0]}/{source[1]} to start from"
+                f"config error at {where}: no run {source[0]}/{source[1]} to start from: {missing}"
             )
         if reason := skip_reason(config, src_exp) or variant_skip_reason(config, paper, *source):
             return f"{source[0]}/{source[1]} does not run at this scale ({reason})"
         epochs = settings(config, paper, *source, _schema())["epochs"]
         if warm["epoch"] > epochs:
-            return f"{source[0]}/{source[1]} trains only {epochs} epochs at this scale"
+            return f"{source[0]}/{source[1]} trains only {plural(epochs, 'epoch')} at this scale"
     return None
 
 
@@ -237,6 +316,8 @@ def settings(config: dict, paper: str, experiment: str, variant: str, schema: di
     props = schema["$defs"]["settings"]["properties"]
     merged = {k: p["default"] for k, p in props.items() if "default" in p}
     merged.update({k: v for k, v in exp.items() if k in props})
+    where = f"papers.{paper}.experiments.{experiment}"
+    given = {k: f"{where}.{k}" for k in merged}  # the key to name in an error: a variant's own
     overrides = exp["variants"][variant] or {}
     for key, value in overrides.items():
         if key == "scales":  # where the variant runs, not a training setting
@@ -245,8 +326,8 @@ def settings(config: dict, paper: str, experiment: str, variant: str, schema: di
             merged["optimizer"] = {**merged["optimizer"], **value}
         else:
             merged[key] = value
-    where = f"papers.{paper}.experiments.{experiment}"
-    return {k: _at_scale(v, config, f"{where}.{k}") for k, v in merged.items()}
+        given[key] = f"{where}.variants.{variant}.{key}"
+    return {k: _at_scale(v, config, given[k]) for k, v in merged.items()}
 
 
 def train_size(config: dict, dataset: str) -> int:
@@ -321,7 +402,7 @@ def analysis(config: dict, paper: str) -> dict:
         values |= dict.fromkeys(seed_keys) | given.get(section, {})
         where = f"papers.{paper}.analysis.{section}"
         out[section] = {
-            k: scaled_seeds(config, v) if k in seed_keys else _at_scale(v, config, where)
+            k: scaled_seeds(config, v) if k in seed_keys else _at_scale(v, config, f"{where}.{k}")
             for k, v in values.items()
         }
     return out
@@ -340,20 +421,60 @@ def spec(config: dict, run: Run, schema: dict | None = None) -> dict:
     """
     schema = schema or load_schema()
     full = _spec(config, run, schema)
+    where = f"papers.{run.paper}.experiments.{run.experiment}.variants.{run.variant}"
+    res = resources(config, run.paper, run.experiment)
+    ranks = res["tasks"] * res["nodes"]
     how = scale_cfg(config).get("shrink")
     if not how:
+        try:
+            check_split(full, ranks)
+        except ValueError as err:
+            raise ConfigError(f"config error at {where}: {err}") from None
         return full
-    where = f"papers.{run.paper}.experiments.{run.experiment}.variants.{run.variant}"
     source_epochs = None
     if full.get("warm_start"):
         name, variant = _warm_source_name(run.paper, run.experiment, _warm(config, run))
         source = Run(run.paper, name, variant, run.seed)
         source_epochs = _spec(config, source, schema)["schedule"]["epochs"]
     try:
-        return shrink(full, how, source_epochs)
+        out = shrink(full, how, source_epochs)
+        check_split(out, ranks)  # the shrunk batches are the ones this scale's ranks share
     except ValueError as err:
         shrunk = f"shrunk by scales.{config['scale']}.shrink"
         raise ConfigError(f"config error at {where} ({shrunk}): {err}") from None
+    return out
+
+
+def check_split(spec: dict, ranks: int) -> None:
+    """Refuse, at dry-run time, a split of the batch that the training job would refuse.
+
+    Every global batch of the schedule (the grown ones of batch_growth=increase too) is
+    shared equally by the job's ranks (processes per node x nodes), and a rank's share by
+    micro-batches of gradient accumulation (lbgap.train.micro_batches: a micro_batch at
+    least the share means no accumulation). With ghost batch norm a micro-batch holds whole
+    ghost batches, so that the split does not change the statistics.
+    """
+    micro, ghost = spec["micro_batch"], spec["ghost_batch"]
+    if micro and ghost and micro % ghost:
+        raise ValueError(
+            f"micro_batch {micro} is not a multiple of ghost_batch {ghost}; use a multiple of it"
+        )
+    schedule = Schedule.from_config(
+        {**spec["schedule"], "decay_epochs": tuple(spec["schedule"]["decay_epochs"])}
+    )
+    for batch in schedule.batches():
+        if batch % ranks:
+            raise ValueError(
+                f"batch {batch} cannot be split equally over the job's {ranks} ranks "
+                "(processes per node x nodes, see resources); use a multiple of "
+                f"{ranks} or fewer ranks"
+            )
+        share = batch // ranks
+        if micro and micro < share and share % micro:
+            raise ValueError(
+                f"micro_batch {micro} does not divide the per-rank batch {share} (batch {batch} "
+                f"over {plural(ranks, 'rank')}); use a divisor of {share}"
+            )
 
 
 def _warm(config: dict, run: Run) -> dict:
@@ -380,6 +501,7 @@ def _spec(config: dict, run: Run, schema: dict) -> dict:
         if s["regime_adaptation"]:
             schedule = adapt_regime(schedule, batch / base_batch)
         schedule.total_updates(n_train)  # every epoch must hold at least one full batch
+        check_warmup(schedule, adapted=s["regime_adaptation"])
     except ValueError as err:
         raise ConfigError(f"config error at {where}: {err}") from None
     sc = scale_cfg(config)
@@ -414,6 +536,17 @@ def _spec(config: dict, run: Run, schema: dict) -> dict:
         "bn_eval": config["bn_eval"],
         "eval_chunk": config["eval_chunk"],
     }
+
+
+def check_warmup(schedule: Schedule, adapted: bool = False) -> None:
+    """A warmup must end before training does: otherwise the run never reaches its LR."""
+    if schedule.warmup != "none" and schedule.warmup_epochs >= schedule.epochs:
+        after = " (after regime adaptation)" if adapted else ""
+        raise ValueError(
+            f"warmup_epochs {schedule.warmup_epochs:g} is not shorter than the "
+            f"{plural(schedule.epochs, 'training epoch')}{after}; shorten the warmup or "
+            "train longer"
+        )
 
 
 def schedule_as_dict(schedule: Schedule) -> dict:

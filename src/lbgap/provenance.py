@@ -28,6 +28,7 @@ import yaml
 
 from lbgap import htmlview, matrix
 from lbgap.io import write_text
+from lbgap.words import plural
 
 PACKAGES = ("torch", "torchvision", "snakemake", "numpy", "scipy", "pandas", "matplotlib")
 
@@ -61,7 +62,7 @@ def git_state(repo: Path) -> dict:
         return {"commit": "unknown (not a git checkout)", "dirty": "unknown"}
     changed = _git(repo, "status", "--porcelain") or ""
     n = len(changed.splitlines())
-    return {"commit": commit, "dirty": f"yes ({n} files changed)" if n else "no"}
+    return {"commit": commit, "dirty": f"yes ({plural(n, 'file')} changed)" if n else "no"}
 
 
 # ---------------------------------------------------------------- software and hardware
@@ -108,7 +109,7 @@ def _memory_gib() -> str:
 
 def hardware() -> dict:
     found = {
-        "CPU": f"{cpu_model()} ({os.cpu_count()} logical cores)",
+        "CPU": f"{cpu_model()} ({plural(os.cpu_count() or 0, 'logical core')})",
         "memory": _memory_gib(),
         "OS": platform.platform(),
     }

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from lbgap.io import read_json
+from lbgap.words import plural
 
 
 def summaries(dirs: list[str]) -> list[dict]:
@@ -47,6 +48,6 @@ def final_metric(dirs: list[str], key: str) -> tuple[dict, int]:
 
 def format_cell(stats: dict, diverged: int = 0, digits: int = 2) -> str:
     if stats["n"] == 0:
-        return f"diverged ({diverged} seeds)" if diverged else "-"
+        return f"diverged ({plural(diverged, 'seed')})" if diverged else "-"
     text = f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
     return text + (f" ({diverged} diverged)" if diverged else "")

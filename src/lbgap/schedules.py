@@ -195,6 +195,13 @@ class Schedule:
         """Global batch size used throughout ``epoch``."""
         return self._phase(epoch)[1]
 
+    def batches(self) -> list[int]:
+        """Every global batch the run trains with, in order: one, unless the batch grows.
+
+        Milestones at or after the last epoch never act, so their batches are not among them.
+        """
+        return list(dict.fromkeys(b for start, b, _ in self._phases if start < self.epochs))
+
     def iterations_in_epoch(self, epoch: int, n_train: int) -> int:
         """Number of updates in ``epoch``: the last partial batch is dropped."""
         batch = self.batch_at(epoch)

@@ -32,6 +32,7 @@ from lbgap.data import (
     IDX_FILES,
     STANDIN_FILE,
 )
+from lbgap.words import plural
 
 N_TRAIN, N_TEST = 256, 128  # MNIST-style and CIFAR stand-ins
 TIMIT_TRAIN, TIMIT_TEST = 512, 128
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, entry in written.items():
         sizes = entry["stands_for"]
         print(
-            f"{name}: {len(entry['files'])} files in {entry['folder']} "
+            f"{name}: {plural(len(entry['files']), 'file')} in {entry['folder']} "
             f"(stands for {sizes['n_train']} train / {sizes['n_test']} test)"
         )
     return 0

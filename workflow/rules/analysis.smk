@@ -7,7 +7,7 @@ from lbgap import analysis_files
 RUN_DIR = "results/{paper}/{experiment}/{variant}/seed{seed}"
 
 
-ANALYSIS = {paper: matrix.analysis(config, paper) for paper in PAPERS}
+ANALYSIS = checked(lambda: {paper: matrix.analysis(config, paper) for paper in PAPERS})
 
 
 def analysis_settings(wildcards, section):

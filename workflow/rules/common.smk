@@ -1,37 +1,44 @@
 # The matrix expansion: which runs exist at this scale and what each one trains.
+# (lbgap is importable: workflow/rules/setup.smk, included before the config is read.)
 import json
 import os
 import sys
 
 from snakemake.utils import validate
 
-# The workflow and its jobs (local, conda or cluster) import lbgap from this source tree.
-_SRC = os.path.join(os.path.dirname(os.path.abspath(workflow.main_snakefile)), "src")
-sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
-
 from lbgap import matrix, outputs
 
+
+def checked(build):
+    """build(), or the end of Snakemake with its config error as one line, no traceback.
+
+    Every expansion of the config while the Snakefile is read (the runs, their specs, the
+    analysis settings, the plans) goes through here: a value missing for the scale or an
+    impossible setting is the user's to fix, not a bug of the workflow.
+    """
+    try:
+        return build()
+    except matrix.ConfigError as err:
+        sys.exit(f"lbgap: {err}")
+
+
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
-try:
-    config = matrix.prepare_config(config, SCHEMA)
-except matrix.ConfigError as err:
-    sys.exit(f"lbgap: {err}")
+config = checked(lambda: matrix.prepare_config(config, SCHEMA))
 validate(config, SCHEMA, set_default=False)
 
 SCALE = config["scale"]
 CONFIG_FILES = sorted({os.path.realpath(f) for f in workflow.configfiles})  # before a workdir
 # A scale may keep its data, results, logs and reports in a folder of its own (the rehearsal:
-# rehearsal/), so it never overwrites or invalidates another scale's. --directory wins.
+# rehearsal/), so it never overwrites or invalidates another scale's. --directory wins. A job
+# re-reading this file is already there (its executor starts it there).
 if matrix.scale_cfg(config)["workdir"]:
-    workflow.workdir(matrix.scale_cfg(config)["workdir"])
+    _workdir = os.path.join(LAUNCH_DIR, matrix.scale_cfg(config)["workdir"])
+    if os.path.realpath(os.getcwd()) != os.path.realpath(_workdir):
+        workflow.workdir(_workdir)
 PAPERS = list(config["papers"])
-RUNS = matrix.runs(config)
+RUNS = checked(lambda: matrix.runs(config))
 _SCHEMA = matrix.load_schema(SCHEMA)
-try:
-    SPECS = {run: matrix.spec(config, run, _SCHEMA) for run in RUNS}
-except matrix.ConfigError as err:
-    sys.exit(f"lbgap: {err}")
+SPECS = checked(lambda: {run: matrix.spec(config, run, _SCHEMA) for run in RUNS})
 
 localrules:
     reproduce_all,
@@ -79,7 +86,7 @@ def warm_source(wildcards):
     return [f"{warm['run']}/summary.json"] if warm else []
 
 
-PLANS = {paper: outputs.plan(config, paper, SPECS) for paper in PAPERS}
+PLANS = checked(lambda: {paper: outputs.plan(config, paper, SPECS) for paper in PAPERS})
 
 
 def paper_plan(wildcards):

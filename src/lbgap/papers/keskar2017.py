@@ -20,6 +20,7 @@ from lbgap.papers import keskar2017_data as kd
 from lbgap.papers import keskar2017_figures as kf
 from lbgap.papers.cells import dirs_of, experiment_columns
 from lbgap.tables import format_paper
+from lbgap.words import plural
 
 PAPER = kd.PAPER
 
@@ -126,8 +127,9 @@ def sharpness_table(plan: dict, space: str, table: str) -> tuple[pd.DataFrame, p
     data, view = _by_network(plan, partial(_sharpness_row, plan, space, table))
     view.attrs["notes"] = [
         f"phi = (max f(x + A y) - f(x)) / (1 + f(x)) x 100 over the box |y_i| <= eps (|(A^+ x)_i|"
-        f" + 1), maximized by {cfg['max_iter']} L-BFGS-B iterations (scipy) from y = 0; f is the "
-        "mean cross-entropy over the whole training set; the largest f seen is the maximum.",
+        f" + 1), maximized by {plural(cfg['max_iter'], 'L-BFGS-B iteration')} (scipy) from y = 0; "
+        "f is the mean cross-entropy over the whole training set; the largest f seen is the "
+        "maximum.",
         "Batch norm in evaluation mode as recorded (running: running averages; batch: each "
         "evaluation chunk's statistics). Per-run files: results/.../sharpness_<space>_eps<eps>."
         "json (f(x), maximum found, iterations, wall time).",
@@ -202,8 +204,8 @@ def hessian_table(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         "Not in the paper: curvature of the whole training loss at the final weights, from "
         "Hessian-vector products (double backward). λmax: largest eigenvalue by Lanczos (ARPACK, "
         f"{hess['lanczos_vectors']} vectors, tol {hess['lanczos_tol']:g}); trace: Hutchinson's "
-        f"estimate with {hess['hutchinson_samples']} Rademacher probes (its standard error is in "
-        "each run's hessian.json).",
+        f"estimate with {plural(hess['hutchinson_samples'], 'Rademacher probe')} (its standard "
+        "error is in each run's hessian.json).",
         f"φ: Table 3's full-space sharpness at ε={label}, of the same runs (seeds "
         f"{', '.join(map(str, hess['seeds']))}). Same ranking: LB/SB is above 1 for all three "
         "measures, or below 1 for all three.",

@@ -16,6 +16,7 @@ from lbgap import analysis_files as files
 from lbgap.figures import plt
 from lbgap.papers import keskar2017_data as kd
 from lbgap.papers import reference
+from lbgap.words import plural
 
 LOSS, ACC = "tab:blue", "tab:red"
 REGIME_COLORS = {"SB": "tab:blue", "LB": "tab:red"}
@@ -187,9 +188,11 @@ def sharpness_vs_batch(plan: dict) -> Figure:
         ax.set_ylabel(f"sharpness φ, ε={label}, full space (log scale)", color=ACC)
         acc_ax.set_ylabel("test accuracy (%)", color=LOSS)
         seeds = pts.groupby("batch")["seed"].nunique()
+        few, most = int(seeds.min()), int(seeds.max())
+        per_batch = plural(most, "seed") if few == most else f"{few}-{most} seeds"
         ax.set_title(
             f"{sweep['label']}\nscale={plan['scale']}, n={pts['n_train'].iloc[0]:,} training "
-            f"samples, {seeds.min()}-{seeds.max()} seeds per batch",
+            f"samples, {per_batch} per batch",
             fontsize=9,
             pad=16,
         )

@@ -25,6 +25,7 @@ from lbgap.papers.cells import (
     run_totals,
     spec_of,
 )
+from lbgap.words import plural
 
 PAPER = "smith2018"
 SCHEDULES = {
@@ -136,7 +137,7 @@ def accuracy_curves(plan: dict) -> Figure:
             frame = results.metrics(dirs_of(exp, v))
             if frame.empty:
                 continue
-            label = f"{schedule} ({frame['seed'].nunique()} seeds)"
+            label = f"{schedule} ({plural(frame['seed'].nunique(), 'seed')})"
             figures._band(ax_e, frame, "epoch", "test_acc", label, **STYLES[v])
             figures._band(ax_u, frame, "updates", "test_acc", label, **STYLES[v])
         ax_e.set(xlabel="epoch", title=f"{exp['label']}: vs epochs")
