@@ -131,3 +131,17 @@ def test_checkpoint_minutes_reaches_the_run_from_the_command_line(tmp_path, prep
         assert train.main([*argv, "--checkpoint-minutes", "2.5"]) == 0
     assert seen == [150.0]
     assert Path(tmp_path / "summary.json").exists()
+
+
+@pytest.mark.e2e
+def test_a_damaged_prepared_dataset_is_prepared_again(repo_config, tmp_path):
+    cfg = tiny_config(repo_config, papers=["keskar2017"], epochs=1)
+    write_config(tmp_path, cfg)
+    prepared = "data/prepared/mnist_quick.pt"
+    assert run_snakemake(tmp_path, "--cores", "1", prepared).returncode == 0
+    good = (tmp_path / prepared).read_bytes()
+    (tmp_path / prepared).write_bytes(good[:-100])
+    healed = run_snakemake(tmp_path, "--cores", "1", prepared)
+    assert healed.returncode == 0, healed.stderr[-3000:]
+    assert "does not match the SHA-256" in healed.stderr and "preparing it again" in healed.stderr
+    assert (tmp_path / prepared).read_bytes() == good

@@ -517,18 +517,22 @@ def normalize(x: Tensor, info: DatasetInfo) -> Tensor:
     return (x.float() / 255.0 - mean) / std
 
 
-def check_prepared(path: str | Path) -> None:
-    """The prepared file must be the one its manifest recorded (same SHA-256): a truncated or
-    altered copy is named, with the fix, instead of an anonymous unpickling traceback."""
+def prepared_mismatch(path: str | Path) -> str | None:
+    """Why the prepared file is not the one its manifest recorded (SHA-256), or None."""
     manifest = Path(path).with_suffix(".json")
     if not manifest.exists():
-        return
+        return None
     recorded = json.loads(manifest.read_text()).get("prepared_sha256")
     if recorded and _sha256(Path(path)) != recorded:
-        raise DamagedFile(
-            f"{path} does not match the SHA-256 its manifest {manifest} recorded; delete both "
-            "and rerun: Snakemake prepares them again"
-        )
+        return f"{path} does not match the SHA-256 its manifest {manifest} recorded"
+    return None
+
+
+def check_prepared(path: str | Path) -> None:
+    """A truncated or altered prepared file is named, with the fix, instead of an anonymous
+    unpickling traceback (the workflow heals it before jobs start: workflow/rules/data.smk)."""
+    if problem := prepared_mismatch(path):
+        raise DamagedFile(f"{problem}; delete both and rerun: Snakemake prepares them again")
 
 
 def load_prepared(path: str | Path, device: torch.device | str = "cpu") -> dict:

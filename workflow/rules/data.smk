@@ -1,7 +1,20 @@
 # ---------------------------------------------------------------- datasets
 import re
 
-from lbgap.data import FOLDERS, STANDIN_FILE
+from lbgap.data import FOLDERS, STANDIN_FILE, prepared_mismatch
+
+
+def heal_prepared(paths):
+    """A prepared dataset that no longer matches its recorded SHA-256 (a truncated copy, a
+    disk error) is removed with its manifest, so that this run prepares it again."""
+    for path in sorted(paths):
+        if os.path.exists(path) and (problem := prepared_mismatch(path)):
+            print(f"lbgap: {problem}; preparing it again", file=sys.stderr)
+            for stale in (path, path.removesuffix(".pt") + ".json"):
+                os.remove(stale)
+
+
+heal_prepared({spec["data"] for spec in SPECS.values()})
 
 
 def standin_marker(dataset):
