@@ -37,8 +37,10 @@ report: setup
 
 # The paper-scale matrix on stand-in data, sizes shrunk (config.yaml: scales.rehearsal), in
 # rehearsal/; then a check that every table, figure and claim of scale=paper was computed.
+# Its Snakemake report is rehearsal/reports/report.html (paths are the rehearsal's own).
 rehearse: setup
 	snakemake --cores $(CORES) reproduce_all --config scale=rehearsal
+	snakemake --cores 1 reproduce_all --config scale=rehearsal --report reports/report.html
 	pytest -q -p no:cacheprovider -m rehearsal tests/test_rehearsal_outputs.py
 
 bench: setup

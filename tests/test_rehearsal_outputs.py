@@ -31,6 +31,11 @@ def test_every_table_and_figure_of_the_paper_scale_exists(paper):
     assert not missing
 
 
+def test_the_report_was_built_in_the_rehearsals_folder():
+    report = WORKDIR / "reports" / "report.html"
+    assert report.is_file() and report.stat().st_size > 10_000
+
+
 def test_every_paper_run_finished(config):
     runs = matrix.runs(config)
     assert len(runs) == len({(r.paper, r.experiment, r.variant) for r in runs})
