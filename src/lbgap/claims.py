@@ -76,11 +76,14 @@ CLAIMS: list[Claim] = [
     Claim(
         "keskar2017-sharpness",
         "keskar2017",
-        "LB sharpness phi (eps 1e-3, full space) at least 10x SB phi",
+        # 5x: the paper's own Table 3 ranges from 8.7x (C3) to 223x (F2) at eps 1e-3, so a
+        # 10x rule failed one of the paper's rows (tests/test_claims.py checks every claim on
+        # the paper's numbers).
+        "LB sharpness phi (eps 1e-3, full space) at least 5x SB phi",
         "table3",
         Column("LB", "LB_phi_1e-3"),
         Column("SB", "SB_phi_1e-3"),
-        greater(ratio=10.0),
+        greater(ratio=5.0),
         unit="x",
     ),
     Claim(
@@ -328,6 +331,12 @@ def _num_or_none(value) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
+def _claim_cell(rec: dict) -> str:
+    """The claim in words, and its rule (what is computed) below it."""
+    rule = rec.get("rule")
+    return rec["statement"] + (f"\nrule: {rule}" if isinstance(rule, str) and rule else "")
+
+
 def view(claims: pd.DataFrame) -> pd.DataFrame:
     """The readable table: one row per claim and case; cases not run are merged per claim.
 
@@ -356,7 +365,7 @@ def view(claims: pd.DataFrame) -> pd.DataFrame:
     shown.sort(key=lambda r: order.get(r[0]["claim"], len(order)))
     columns = ["Paper", "Claim", "Case", "Ours", "Paper's", "p", "Verdict", "Why"]
     return pd.DataFrame(
-        [[r[0]["paper"], r[0]["statement"], *r[1:]] for r in shown], columns=columns
+        [[r[0]["paper"], _claim_cell(r[0]), *r[1:]] for r in shown], columns=columns
     )
 
 

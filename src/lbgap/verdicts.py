@@ -4,7 +4,7 @@ A claim compares two sides, A and B (e.g. LB and SB), each summarised over seeds
 count and, where available, the per-seed values. A rule states what the paper claims:
 
 - ``less(ratio, margin)``:    mean(A) <  ratio * mean(B) + margin   (e.g. LB accuracy below SB)
-- ``greater(ratio, margin)``: mean(A) >  ratio * mean(B) + margin   (e.g. LB phi >= 10x SB phi)
+- ``greater(ratio, margin)``: mean(A) >  ratio * mean(B) + margin   (e.g. LB phi >= 5x SB phi)
 - ``within(tol)``:            |mean(A) - mean(B)| <= tol            (e.g. "matches within 0.5")
 
 The verdict, in this order:
