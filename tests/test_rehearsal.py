@@ -145,3 +145,16 @@ def test_make_rehearse_exists_and_checks_its_outputs():
     makefile = (ROOT / "Makefile").read_text()
     assert "rehearse:" in makefile and "scale=rehearsal" in makefile
     assert "tests/test_rehearsal_outputs.py" in makefile
+
+
+def test_the_paper_scales_world_size_is_checked_by_the_rehearsal(config):
+    """Goyal's ResNet-50 runs on 8 GPUs at paper scale: a batch 8 GPUs cannot share stops the
+    rehearsal (which itself runs on CPU ranks) with the paper scale's one-line error."""
+    config["device"] = "auto"
+    exp = config["papers"]["goyal2017"]["experiments"]["ResNet50_ImageNet"]
+    exp["variants"]["kn100"] = {"batch_size": 100}
+    run = matrix.Run("goyal2017", "ResNet50_ImageNet", "kn100", 0)
+    for scale in ("paper", "rehearsal"):
+        with pytest.raises(matrix.ConfigError, match="over the job's 8 ranks") as err:
+            matrix.spec(at(config, scale), run)
+        assert "kn100" in str(err.value) and "shrunk" not in str(err.value)

@@ -431,6 +431,10 @@ def spec(config: dict, run: Run, schema: dict | None = None) -> dict:
         except ValueError as err:
             raise ConfigError(f"config error at {where}: {err}") from None
         return full
+    try:  # the world size of the scale whose matrix this one runs (e.g. paper's 8 GPUs)
+        check_split(full, _matrix_ranks(config, run))
+    except ValueError as err:
+        raise ConfigError(f"config error at {where}: {err}") from None
     source_epochs = None
     if full.get("warm_start"):
         name, variant = _warm_source_name(run.paper, run.experiment, _warm(config, run))
@@ -475,6 +479,17 @@ def check_split(spec: dict, ranks: int) -> None:
                 f"micro_batch {micro} does not divide the per-rank batch {share} (batch {batch} "
                 f"over {plural(ranks, 'rank')}); use a divisor of {share}"
             )
+
+
+def _matrix_ranks(config: dict, run: Run) -> int:
+    """The ranks the run's job has at the first scale whose matrix this scale runs it from."""
+    exp = config["papers"][run.paper]["experiments"][run.experiment]
+    for scale in matrix_scales(config):
+        at = {**config, "scale": scale}
+        if skip_reason(at, exp) is None:
+            res = resources(at, run.paper, run.experiment)
+            return res["tasks"] * res["nodes"]
+    return 1
 
 
 def _warm(config: dict, run: Run) -> dict:
