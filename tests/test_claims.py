@@ -263,3 +263,24 @@ def test_each_claim_holds_on_the_papers_own_numbers(claim, tmp_path, monkeypatch
         assert claim.rule.holds(a, b), f"{claim.id} fails the paper's {r['case']}: {a} vs {b}"
     if claim.paper != "smith2018":  # the paper's WRN numbers are not confirmed (reference.yaml)
         assert quoted, f"no row of {claim.id} quotes the paper"
+
+
+@pytest.mark.parametrize(
+    ("match", "expected"),
+    [
+        ("reproduced", "reproduced"),
+        ("inconclusive", "inconclusive"),
+        ("not reproduced", "not reproduced"),
+        ("not run at this scale", "not reproduced"),
+    ],
+)
+def test_a_claim_true_by_construction_counts_only_with_the_claim_it_serves(match, expected):
+    updates = next(c for c in claims.CLAIMS if c.id == "smith2018-updates")
+    assert updates.requires == "smith2018-match" and "by construction" in updates.statement
+    records = [
+        {"claim": "smith2018-match", "case": "W", "verdict": match, "note": ""},
+        {"claim": "smith2018-updates", "case": "W", "verdict": "reproduced", "note": "holds"},
+    ]
+    out = claims.by_construction(records, claims.CLAIMS)
+    assert out[1]["verdict"] == expected and out[1]["note"].startswith("by construction")
+    assert out[0] == records[0]
