@@ -141,6 +141,9 @@ def test_a_damaged_prepared_dataset_is_prepared_again(repo_config, tmp_path):
     assert run_snakemake(tmp_path, "--cores", "1", prepared).returncode == 0
     good = (tmp_path / prepared).read_bytes()
     (tmp_path / prepared).write_bytes(good[:-100])
+    dry = run_snakemake(tmp_path, "-n", prepared)  # a dry run says so and writes nothing
+    assert dry.returncode == 0 and "preparing it again" in dry.stderr
+    assert (tmp_path / prepared).read_bytes() == good[:-100]
     healed = run_snakemake(tmp_path, "--cores", "1", prepared)
     assert healed.returncode == 0, healed.stderr[-3000:]
     assert "does not match the SHA-256" in healed.stderr and "preparing it again" in healed.stderr

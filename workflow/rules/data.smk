@@ -4,17 +4,20 @@ import re
 from lbgap.data import FOLDERS, STANDIN_FILE, prepared_mismatch
 
 
-def heal_prepared(paths):
-    """A prepared dataset that no longer matches its recorded SHA-256 (a truncated copy, a
-    disk error) is removed with its manifest, so that this run prepares it again."""
-    for path in sorted(paths):
-        if os.path.exists(path) and (problem := prepared_mismatch(path)):
-            print(f"lbgap: {problem}; preparing it again", file=sys.stderr)
-            for stale in (path, path.removesuffix(".pt") + ".json"):
-                os.remove(stale)
+_DAMAGED_SAID = set()
 
 
-heal_prepared({spec["data"] for spec in SPECS.values()})
+def prepared_state(wildcards):
+    """"damaged" when the prepared file no longer matches its recorded SHA-256 (a truncated
+    copy, a disk error), else "intact": a change of this param makes Snakemake prepare the
+    dataset again (a dry run only reports it); nothing is deleted while the DAG is built.
+    (From the wildcards, not `output`: Snakemake ignores params derived from files.)"""
+    path = f"data/prepared/{wildcards.dataset}_{wildcards.scale}.pt"
+    problem = prepared_mismatch(path) if os.path.exists(path) else None
+    if problem and path not in _DAMAGED_SAID:
+        _DAMAGED_SAID.add(path)
+        print(f"lbgap: {problem}; preparing it again", file=sys.stderr)
+    return "damaged" if problem else "intact"
 
 
 def standin_marker(dataset):
@@ -59,6 +62,7 @@ rule prepare_data:
     conda:
         "../../envs/data.yaml"
     params:
+        state=prepared_state,
         root=config["data_root"],
         sizes=lambda wc: matrix.size_args(config, wc.scale),
         flags=lambda wc: matrix.data_flags(config, wc.scale),
