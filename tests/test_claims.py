@@ -284,3 +284,12 @@ def test_a_claim_true_by_construction_counts_only_with_the_claim_it_serves(match
     out = claims.by_construction(records, claims.CLAIMS)
     assert out[1]["verdict"] == expected and out[1]["note"].startswith("by construction")
     assert out[0] == records[0]
+
+
+def test_a_claim_true_by_construction_that_did_not_run_keeps_its_reason():
+    records = [
+        {"claim": "smith2018-match", "case": "W", "verdict": "not run at this scale", "note": "x"},
+        {"claim": "smith2018-updates", "case": "W", "verdict": "not run at this scale",
+         "note": "runs at scale=quick"},
+    ]  # fmt: skip
+    assert claims.by_construction(records, claims.CLAIMS) == records

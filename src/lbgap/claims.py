@@ -302,7 +302,7 @@ def by_construction(records: list[dict], claims: list[Claim]) -> list[dict]:
                 other = str(Verdict.NOT_REPRODUCED)
             note = f"by construction; counts only with {needed} ({other})"
             rec = {**rec, "verdict": other, "note": f"{note}; {rec['note']}".rstrip("; ")}
-        elif needed:
+        elif needed and rec["verdict"] != str(Verdict.NOT_RUN):
             rec = {**rec, "note": f"by construction; {rec['note']}".rstrip("; ")}
         out.append(rec)
     return out
