@@ -25,6 +25,10 @@ class DiskFull(OSError):
 class DamagedFile(RuntimeError):
     """A file exists but cannot be read (truncated, corrupt); the message says what to do."""
 
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason  # what the reader said, without the file name or the fix
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -73,7 +77,7 @@ def load_torch(path: str | os.PathLike, fix: str, **kwargs: Any) -> Any:
         return torch.load(path, **kwargs)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise DamagedFile(f"{path} is damaged ({first}); {fix}") from None
+        raise DamagedFile(f"{path} is damaged ({first}); {fix}", first) from None
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:

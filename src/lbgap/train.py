@@ -33,6 +33,7 @@ from lbgap.io import DamagedFile, DiskFull, load_torch, save_torch, write_json
 from lbgap.models import build_model, zero_init_last_bn
 from lbgap.noise import NoiseScaleTracker, squared_grad_norm
 from lbgap.schedules import Schedule, noise_scale, rescale_momentum_buffers
+from lbgap.words import plural
 
 if TYPE_CHECKING:
     from lbgap.imagefolder import ImageStream
@@ -201,8 +202,10 @@ class Trainer:
         except DamagedFile as err:  # e.g. a node lost power mid-write on a filesystem without
             aside = path.with_name(f"{STATE_FILE}.corrupt")  # atomic rename: start afresh
             path.replace(aside)
-            reason = str(err).split(" is damaged ", 1)[-1].rstrip("; ")
-            print(f"{path} is damaged {reason}; set aside as {aside}, starting afresh", flush=True)
+            print(
+                f"{path} is damaged ({err.reason}); set aside as {aside}, starting afresh",
+                flush=True,
+            )
             return False
         if state["spec"] != self.spec:
             print(f"{path} belongs to another configuration; starting afresh", flush=True)
@@ -591,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"error: torch.compile failed ({first}); set compile: false", file=sys.stderr)
         return 2
-    print(f"done: {result['status']} after {result['epochs']} epochs", flush=True)
+    print(f"done: {result['status']} after {plural(result['epochs'], 'epoch')}", flush=True)
     return 0
 
 
