@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 CORES ?= all
 SCALE ?= quick
 
-.PHONY: help setup reproduce test report bench rehearse test-slurm slurm-profile lint clean
+.PHONY: help setup data-packages reproduce test report bench rehearse test-slurm slurm-profile lint clean
 
 help:
 	@echo "make reproduce      set up, then run the whole pipeline at the quick scale (offline)"
@@ -18,7 +18,11 @@ help:
 	@echo "make test-slurm     run the workflow on a throw-away local SLURM cluster"
 	@echo "make slurm-profile  install profiles/slurm as your 'slurm' Snakemake profile"
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed data-packages
+
+# Debian's Fashion-MNIST for the default scale (as root; otherwise a note says what to install).
+data-packages:
+	@scripts/install_data_packages.sh
 
 $(VENV)/.installed: pyproject.toml scripts/setup_venv.sh
 	VENV=$(VENV) scripts/setup_venv.sh

@@ -7,15 +7,14 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from conftest import ROOT
+from conftest import shipped_config
 
 from lbgap import matrix, outputs
 
 
 def quick_config(**scale) -> dict:
     """The shipped config, prepared at the quick scale (scale sizes overridable)."""
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg = shipped_config()
     cfg["scales"]["quick"].update(scale)
     return matrix.prepare_config(copy.deepcopy(cfg))
 

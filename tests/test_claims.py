@@ -111,13 +111,29 @@ GAP = Claim(
 )
 
 
-def table_row(network: str, lb: list[float], sb: list[float], note: str = "") -> dict:
+def table_row(
+    network: str,
+    lb: list[float],
+    sb: list[float],
+    note: str = "",
+    diverged: tuple[int, int] = (0, 0),
+    train_acc: tuple[float, float] = (99.5, 99.5),
+    train_loss: tuple[float, float] = (0.02, 0.02),
+) -> dict:
+    """A row of Keskar's Table 2 as lbgap.papers.keskar2017 writes it: test accuracies per
+    seed (finished seeds), and per regime (LB, SB) the diverged seeds and the training fit."""
     row = {"network": network, "dataset": "mnist", "note": note}
     for name, values in (("test_LB", lb), ("test_SB", sb)):
         s = Side.of(values)
         row |= {f"{name}_mean": s.mean, f"{name}_std": s.std, f"{name}_n": s.n}
         row |= {f"{name}_paper_mean": 97.81 if name == "test_LB" else 98.03}
         row |= {f"{name}_paper_std": 0.07}
+    for i, regime in enumerate(("LB", "SB")):
+        n = len(lb if regime == "LB" else sb)
+        for split in ("test", "train"):
+            row[f"{split}_{regime}_diverged"] = diverged[i]
+        row |= {f"train_{regime}_mean": train_acc[i], f"train_{regime}_n": n}
+        row |= {f"train_loss_{regime}_mean": train_loss[i], f"train_loss_{regime}_n": n}
     return row
 
 
@@ -293,3 +309,121 @@ def test_a_claim_true_by_construction_that_did_not_run_keeps_its_reason():
          "note": "runs at scale=quick"},
     ]  # fmt: skip
     assert claims.by_construction(records, claims.CLAIMS) == records
+
+
+# ---------------------------------------------------------------- diverged seeds, under-training
+def _claim(claim_id: str) -> Claim:
+    return next(c for c in claims.CLAIMS if c.id == claim_id)
+
+
+KESKAR_GAP = _claim("keskar2017-gap")
+
+
+def test_side_with_seeds_from_summary_stats_equals_the_per_seed_values():
+    values = [97.0, 97.4, 96.9]
+    expected = Side.of([*values, 10.0, 10.0])
+    from_stats = Side(np.mean(values), np.std(values, ddof=1), 3).with_seeds(10.0, 2)
+    assert from_stats.n == expected.n == 5
+    assert from_stats.mean == pytest.approx(expected.mean)
+    assert from_stats.std == pytest.approx(expected.std)
+    assert Side.of(values).with_seeds(10.0, 2) == expected
+
+
+def test_a_diverged_seed_enters_an_accuracy_at_chance_level():
+    lb, sb = [96.0, 96.2], [97.5, 97.6, 97.7]
+    row = table_row("F1", lb, sb, diverged=(1, 0))
+    (rec,) = claims.evaluate(KESKAR_GAP, pd.DataFrame([row]), None)
+    chance = 100.0 / 10  # MNIST: 10 classes
+    assert rec["a_n"] == 3 and rec["a_diverged"] == 1 and rec["b_diverged"] == 0
+    assert rec["a_mean"] == pytest.approx(np.mean([*lb, chance]))
+    assert "1 LB seed diverged, counted at chance accuracy 10.00" in rec["note"]
+
+
+@pytest.mark.parametrize(
+    ("claim_id", "expected"),
+    [
+        # no warmup at 8k diverging on every seed: chance error, above the baseline (the
+        # paper's point), and every seed agrees
+        ("goyal2017-no-warmup", "reproduced"),
+        # gradual warmup diverging: chance error, far outside 0.5 of the baseline
+        ("goyal2017-warmup", "not reproduced"),
+    ],
+)
+def test_every_seed_diverged_is_a_result_for_or_against_the_claim(claim_id, expected):
+    claim = _claim(claim_id)
+    baseline = Side.of([23.5, 23.6, 23.7])
+    row = {"experiment": "R50", "dataset": "imagenet", claim.a.diverged: 3}
+    row |= {f"{claim.a.column}_mean": None, f"{claim.a.column}_n": 0}
+    row |= {f"{claim.b.column}_{k}": v for k, v in (("mean", 23.6), ("std", baseline.std))}
+    row |= {f"{claim.b.column}_n": 3, f"{claim.b.column}_values": "23.5;23.6;23.7"}
+    row[claim.b.diverged] = 0
+    (rec,) = claims.evaluate(claim, pd.DataFrame([row]), None)
+    assert rec["verdict"] == expected
+    assert rec["a_n"] == 3 and rec["a_diverged"] == 3
+    assert rec["a_mean"] == pytest.approx(100.0 - 100.0 / 1000)  # chance error on ImageNet
+
+
+def test_a_diverged_seed_of_a_quantity_without_value_counts_against_the_claim():
+    claim = _claim("keskar2017-sharpness")
+    row = {"experiment": "F1", "dataset": "mnist", "LB_diverged": 1, "SB_diverged": 0}
+    row |= {"LB_phi_1e-3_mean": 205.0, "LB_phi_1e-3_n": 2, "LB_phi_1e-3_values": "200;210"}
+    row |= {"SB_phi_1e-3_mean": 1.1, "SB_phi_1e-3_n": 3, "SB_phi_1e-3_values": "1;1.1;1.2"}
+    (rec,) = claims.evaluate(claim, pd.DataFrame([row]), None)
+    assert rec["verdict"] == "not reproduced"  # 186x on the finished seeds, but one diverged
+    assert "1 LB seed diverged" in rec["note"] and "against the claim" in rec["note"]
+    assert rec["a_n"] == 2 and rec["a_diverged"] == 1
+    # every LB seed diverged: no phi at all, still a result, not "not run"
+    row |= {"LB_diverged": 3, "LB_phi_1e-3_mean": None, "LB_phi_1e-3_n": 0}
+    row |= {"LB_phi_1e-3_values": ""}
+    (rec,) = claims.evaluate(claim, pd.DataFrame([row]), None)
+    assert rec["verdict"] == "not reproduced" and "3 LB seeds diverged" in rec["note"]
+
+
+def test_the_claims_table_shows_the_diverged_seeds_per_side():
+    row = table_row("F1", [96.0, 96.2], [97.5, 97.6, 97.7], diverged=(1, 0))
+    frame = claims.build({"keskar2017_table2.csv": pd.DataFrame([row])}, {})
+    gap = frame[frame["claim"] == "keskar2017-gap"].iloc[0]
+    assert (gap["a_diverged"], gap["b_diverged"]) == (1, 0)  # CSV columns
+    md = claims.markdown(frame, "quick")
+    lb = Side.of([96.0, 96.2, 100.0 / 10])  # the diverged seed at MNIST's chance accuracy
+    assert f"LB {lb.mean:.2f} ± {lb.std:.2f} (n=3, 1 diverged)" in md
+    assert "SB 97.60 ± 0.10 (n=3);" in md
+
+
+@pytest.mark.parametrize(
+    ("train_acc", "train_loss", "flagged"),
+    [
+        ((99.5, 99.6), (0.02, 0.02), False),  # both fit the training set
+        ((97.7, 99.6), (0.02, 0.02), False),  # 1.9 points below: within the threshold
+        ((97.5, 99.6), (0.02, 0.02), True),  # 2.1 points below
+        ((99.5, 99.6), (0.11, 0.02), False),  # 0.09 above
+        ((99.5, 99.6), (0.13, 0.02), True),  # 0.11 above
+    ],
+)
+def test_an_under_trained_large_batch_cannot_reproduce_the_gap(train_acc, train_loss, flagged):
+    fit = {"train_acc": train_acc, "train_loss": train_loss}
+    row = table_row("F1", [96.0, 96.1, 96.2], [97.5, 97.6, 97.7], **fit)
+    (rec,) = claims.evaluate(KESKAR_GAP, pd.DataFrame([row]), None)
+    assert rec["verdict"] == ("inconclusive" if flagged else "reproduced")
+    assert bool(rec["undertrained"]) == flagged
+    assert rec["note"].startswith("LB under-trained") == flagged
+
+
+def test_a_diverged_large_batch_seed_flags_the_gap_as_under_trained():
+    """Its training accuracy enters at chance too: LB did not reach a minimum on that seed."""
+    row = table_row("F1", [96.0, 96.1, 96.2, 96.1], [97.5, 97.6, 97.7, 97.6], diverged=(1, 0))
+    (rec,) = claims.evaluate(KESKAR_GAP, pd.DataFrame([row]), None)
+    assert rec["verdict"] == "inconclusive" and "LB under-trained" in rec["undertrained"]
+
+
+def test_the_papers_own_table2_is_not_under_trained():
+    """Keskar et al. trained until the loss stopped improving: their Table 2 (LB up to 1.64
+    points below SB in training accuracy, F2) must not be flagged."""
+    from lbgap.papers import reference
+
+    networks = ["F1", "F2", "C1", "C2", "C3", "C4"]
+    for network in networks:
+        acc = [reference("keskar2017", "table2", network, f"train_{r}")[0] for r in ("LB", "SB")]
+        row = pd.Series(table_row(network, [97.0] * 3, [98.0] * 3, train_acc=tuple(acc)))
+        assert claims.undertrained(KESKAR_GAP, row, None, network) is None, network
+    assert min(acc) < 100  # the numbers were read

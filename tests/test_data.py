@@ -283,3 +283,22 @@ def test_random_crop_flip_keeps_content_and_is_seeded():
     no_pad = data.random_crop_flip(x, 0, torch.Generator().manual_seed(0))
     assert all(torch.equal(no_pad[i], x[i]) or torch.equal(no_pad[i], x[i].flip(2))
                for i in range(2))  # fmt: skip
+
+
+def test_random_crop_flip_of_shares_is_that_of_the_whole_batch():
+    """Ranks augment their shares of a global batch as one rank augments the whole batch, and
+    their generators end in the same state (it draws the next epoch's order)."""
+    x = torch.randn(8, 3, 8, 8)
+    whole_gen = torch.Generator().manual_seed(0)
+    whole = data.random_crop_flip(x, 2, whole_gen)
+    for ranks in (2, 4):
+        share = len(x) // ranks
+        gens = [torch.Generator().manual_seed(0) for _ in range(ranks)]
+        parts = [
+            data.random_crop_flip(x[r * share : (r + 1) * share], 2, gens[r], len(x), r * share)
+            for r in range(ranks)
+        ]
+        assert torch.equal(torch.cat(parts), whole)
+        assert all(torch.equal(g.get_state(), whole_gen.get_state()) for g in gens)
+    with pytest.raises(ValueError, match="not part of a batch of 8"):
+        data.random_crop_flip(x[:4], 2, torch.Generator(), 8, 6)

@@ -80,8 +80,8 @@ def test_table1_is_error_of_its_inputs(config, tmp_path, monkeypatch):
     assert row["baseline_err_mean"] == pytest.approx(100 - 97.0)
     assert row["baseline_err_std"] == pytest.approx(np.std([97.0, 96.0, 98.0], ddof=1))
     assert row["no_warmup_err_mean"] == pytest.approx(9.0)
-    assert row["gradual_warmup_batch"] == 1000 and row["baseline_batch"] == 32
-    assert row["gradual_warmup_lr"] == pytest.approx(0.0125 * 1000 / 32)
+    assert row["gradual_warmup_batch"] == 800 and row["baseline_batch"] == 32
+    assert row["gradual_warmup_lr"] == pytest.approx(0.0125 * 800 / 32)
     assert row["b_noise_median"] == pytest.approx(123.0)
     assert row["b_noise_batch"] == row["gradual_warmup_batch"]
     assert row["baseline_err_values"] == "3.0000;4.0000;2.0000"

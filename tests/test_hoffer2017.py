@@ -119,3 +119,16 @@ def test_weight_distance_figure_is_log_t(config, tmp_path, monkeypatch):
     assert any(lbl.startswith("SB") for lbl in labels) and any(
         lbl.startswith("LB") for lbl in labels
     )
+
+
+def test_gbn_column_is_na_for_a_network_without_batch_norm(config, tmp_path, monkeypatch):
+    """AlexNet has no batch norm: its +GBN runs only repeat +LR, so the column says n/a."""
+    monkeypatch.chdir(tmp_path)
+    plan, specs = plan_and_specs(config, PAPER)
+    fill(plan, specs, {})
+    plan["experiments"]["F1_analog"]["network"] = "alexnet"
+    data, view = hoffer2017.table1(plan)
+    row = data.set_index("experiment").loc["F1_analog"]
+    shown = view.set_index("Network").iloc[0]
+    assert shown["+GBN (ours)"] == hoffer2017.NO_GBN and row["+GBN_acc_n"] == 0
+    assert shown["+LR (ours)"] != hoffer2017.NO_GBN and row["+LR_acc_n"] > 0

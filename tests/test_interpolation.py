@@ -120,6 +120,8 @@ def test_recompute_gives_full_training_data_bn_stats(bn):
     ragged = copy.deepcopy(model)  # chunks of 16, 16, 16, 12: size weighting keeps means exact
     recompute_bn_stats(ragged, data["train_x"], chunk_size=16)
     torch.testing.assert_close(ragged[1].running_mean, mean, rtol=1e-10, atol=1e-12)
+    # and the variance between the chunks' means too, not only the average within a chunk
+    torch.testing.assert_close(ragged[1].running_var, var, rtol=1e-10, atol=1e-12)
 
 
 def test_recompute_mode_evaluates_with_full_data_bn_stats():

@@ -14,8 +14,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from conftest import ROOT
+from conftest import shipped_config
 
 from lbgap import analysis_files as files
 from lbgap import matrix, outputs
@@ -29,7 +28,7 @@ PAPER = "keskar2017"
 
 
 def config_at(scale: str = "quick", edit=None, **sizes) -> dict:
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg = shipped_config()
     cfg["scale"] = scale
     cfg["scales"][scale].update(sizes)
     if edit:

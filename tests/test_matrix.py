@@ -21,7 +21,8 @@ def config(repo_config) -> dict:
 def test_quick_runs_only_experiments_with_offline_data(config):
     runs = matrix.runs(config, "keskar2017")
     assert {r.experiment for r in runs} >= {"F1"}
-    datasets = {config["papers"][r.paper]["experiments"][r.experiment]["dataset"] for r in runs}
+    exps = config["papers"]["keskar2017"]["experiments"]
+    datasets = {matrix.experiment_dataset(config, exps[r.experiment]) for r in runs}
     assert datasets <= set(config["scales"]["quick"]["datasets"])
     skipped = matrix.skipped(config, "keskar2017")
     assert skipped["C1"] == "needs cifar10: run with scale=small"
@@ -38,7 +39,9 @@ def test_every_variant_and_seed_is_a_run(config):
 def test_scale_picks_per_scale_values_and_lb_is_ten_percent(config):
     run = matrix.Run("keskar2017", "F1", "LB", 0)
     quick = matrix.spec(config, run)
-    assert quick["batch_size"] == 400  # 10% of 4,000 bundled training digits
+    # 10% of the 60,000 Fashion-MNIST images, or of the 4,000 bundled digits it falls back to
+    assert quick["batch_size"] == matrix.train_size(config, quick["dataset"]) // 10
+    assert (quick["dataset"], quick["batch_size"]) in {("fashion_mnist", 6000), ("mnist", 400)}
     assert (
         quick["schedule"]["epochs"]
         == config["papers"]["keskar2017"]["experiments"]["F1"]["epochs"]["quick"]
@@ -54,12 +57,18 @@ def test_spec_is_deterministic(config):
 
 
 def test_impossible_batch_is_a_one_line_error(config):
-    config["papers"]["keskar2017"]["experiments"]["F1"]["variants"]["LB"] = {"batch_size": 9000}
+    config["papers"]["keskar2017"]["experiments"]["F1"]["variants"]["LB"] = {"batch_size": 90000}
     with pytest.raises(matrix.ConfigError) as err:
         matrix.spec(config, matrix.Run("keskar2017", "F1", "LB", 0))
     message = str(err.value)
     assert "\n" not in message
-    assert "batch_size" in message and "9000" in message and "4000" in message
+    n_train = str(
+        matrix.train_size(
+            config,
+            matrix.experiment_dataset(config, config["papers"]["keskar2017"]["experiments"]["F1"]),
+        )
+    )
+    assert "batch_size" in message and "90000" in message and n_train in message
 
 
 @pytest.mark.parametrize(
@@ -120,6 +129,15 @@ def test_resources_come_from_scale_and_experiment(config):
     config["papers"]["keskar2017"]["experiments"]["F1"]["resources"] = {"paper": {"gpus": 8}}
     res = matrix.resources(config, "keskar2017", "F1")
     assert res["gpus"] == 8 and res["tasks"] == 8
+
+
+def test_a_variant_may_run_on_fewer_gpus(config):
+    """Goyal's kn = 128 with n = 32 per GPU is k = 4 GPUs: 8 would hold 16 samples each."""
+    config["scale"] = "paper"
+    res = [matrix.resources(config, "goyal2017", "ResNet50_ImageNet", v) for v in ("kn128", "kn1k")]
+    assert (res[0]["tasks"], res[1]["tasks"]) == (4, 8)
+    spec = matrix.spec(config, matrix.Run("goyal2017", "ResNet50_ImageNet", "kn128", 0))
+    assert spec["batch_size"] // res[0]["tasks"] == spec["ghost_batch"] == 32
 
 
 def test_paper_scale_dag_builds_in_seconds(tmp_path):
@@ -247,6 +265,10 @@ def goyal(config: dict) -> dict:
     return experiment(config, "goyal2017", "F1_analog")
 
 
+def hoffer(config: dict) -> dict:
+    return experiment(config, "hoffer2017", "F1_analog")
+
+
 def smith(config: dict) -> dict:
     return experiment(config, "smith2018", "F1_SGD_analog")
 
@@ -259,10 +281,36 @@ def smith(config: dict) -> dict:
             ("goyal2017", "F1_analog", "gradual_warmup"),
             "warmup_epochs 15 is not shorter than the 15 training epochs",
         ),
-        (  # 1000 samples per rank in micro-batches of 96
+        (  # 800 samples per rank in micro-batches of 96
             lambda c: goyal(c).update(micro_batch=96),
             ("goyal2017", "F1_analog", "gradual_warmup"),
-            "micro_batch 96 does not divide the per-rank batch 1000",
+            "micro_batch 96 does not divide the per-rank batch 800",
+        ),
+        (  # ghost 120 with batch 500: the last chunk had 20 samples, without a word
+            lambda c: hoffer(c)["variants"]["+GBN"].update(ghost_batch=120),
+            ("hoffer2017", "F1_analog", "+GBN"),
+            "ghost_batch 120 does not divide the per-rank batch 500 (batch 500 over 1 rank)",
+        ),
+        (  # ghost 499 with batch 500: a last chunk of one sample crashed at the first step
+            lambda c: hoffer(c)["variants"]["+GBN"].update(ghost_batch=499),
+            ("hoffer2017", "F1_analog", "+GBN"),
+            "ghost_batch 499 does not divide the per-rank batch 500",
+        ),
+        (  # micro-batches of 100 with ghost 125: normalized over 100, without a word
+            lambda c: hoffer(c)["variants"]["+GBN"].update(micro_batch=100),
+            ("hoffer2017", "F1_analog", "+GBN"),
+            "micro_batch 100 is not a multiple of ghost_batch 125",
+        ),
+        (  # 16 per rank with ghost 32 (Goyal's kn 128 on 8 GPUs): normalized over 16 silently
+            lambda c: goyal(c).update(resources={"quick": {"nproc_per_node": 2}}),
+            ("goyal2017", "F1_analog", "baseline"),
+            "ghost_batch 32 does not divide the per-rank batch 16 (batch 32 over 2 ranks)",
+        ),
+        (  # batch norm without ghost batches would normalize each micro-batch on its own
+            lambda c: hoffer(c)["variants"]["LB"].update(micro_batch=250),
+            ("hoffer2017", "F1_analog", "LB"),
+            "micro_batch 250 would make batch norm normalize over 250 samples instead of the "
+            "batch 500; set micro_batch: null, or a ghost_batch that divides 250",
         ),
         (  # batch 32 fits one micro-batch; the first growth (to 160) does not split into 64s
             lambda c: smith(c).update(micro_batch=64),
@@ -277,7 +325,7 @@ def smith(config: dict) -> dict:
         (  # 3 processes on each of 2 nodes cannot share 1000 samples
             lambda c: goyal(c).update(resources={"quick": {"nproc_per_node": 3, "nodes": 2}}),
             ("goyal2017", "F1_analog", "gradual_warmup"),
-            "batch 1000 cannot be split equally over the job's 6 ranks",
+            "batch 800 cannot be split equally over the job's 6 ranks",
         ),
     ],
 )
@@ -357,3 +405,19 @@ def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path, repo_config):
     )  # fmt: skip
     assert out.returncode != 0
     assert f"lbgap: {error}" in out.stderr.splitlines()
+
+
+def test_patience_reaches_the_spec_only_when_set(repo_config):
+    """Keskar's stopping rule is opt-in: without it every spec (and so every run's results)
+    stays as it was; with it the run's spec carries it, and a value below 1 is refused."""
+    run = matrix.Run("keskar2017", "F1", "LB", 0)
+    plain = matrix.spec(matrix.prepare_config(copy.deepcopy(repo_config)), run)
+    assert "patience" not in plain
+
+    def set_patience(value):
+        return lambda cfg: experiment(cfg, "keskar2017", "F1").update(patience=value)
+
+    stopping = matrix.prepare_config(edited(repo_config, set_patience(5)))
+    assert matrix.spec(stopping, run) == {**plain, "patience": 5}
+    with pytest.raises(matrix.ConfigError, match="patience"):
+        matrix.prepare_config(edited(repo_config, set_patience(0)))

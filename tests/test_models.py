@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lbgap.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d
-from lbgap.models import NETWORKS, build_model, count_parameters, zero_init_last_bn
+from lbgap.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d, has_batch_norm
+from lbgap.models import (
+    NETWORKS,
+    NO_BATCH_NORM,
+    build_model,
+    count_parameters,
+    zero_init_last_bn,
+)
 
 INPUTS = {"F1": (1, 28, 28), "F2": (360,), "alexnet": (3, 224, 224), "resnet50": (3, 224, 224)}
 
@@ -76,3 +82,10 @@ def test_zero_init_residual_sets_last_gamma_to_zero():
 def test_unknown_network_lists_the_known_ones():
     with pytest.raises(ValueError, match="resnet20"):
         build_model("resnet21", 10)
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_no_batch_norm_names_exactly_the_networks_without_it(name):
+    """Plans and tables know by name which networks ghost_batch cannot change."""
+    model = build_model(name, 10, width=0.125)
+    assert has_batch_norm(model) == (name not in NO_BATCH_NORM)

@@ -26,7 +26,7 @@ def make_spec(data: Path, **overrides) -> dict:
     spec = {
         "paper": "test", "experiment": "F1", "variant": "LB", "seed": 5, "scale": "quick",
         "network": "F1", "dataset": "mnist", "data": str(data), "width": 0.25,
-        "ghost_batch": None, "augment": True, "noise_every": 3, "device": "cpu",
+        "ghost_batch": 10, "augment": True, "noise_every": 3, "device": "cpu",
         "bn_eval": "running",
         "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4},
         "schedule": {"base_lr": 0.05, "base_batch": 50, "batch_size": 50, "epochs": 3},

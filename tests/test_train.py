@@ -77,18 +77,43 @@ def test_gradient_accumulation_gives_the_same_trajectory(tmp_path, prepared_mnis
     assert (a - b).abs().max() < 1e-4
 
 
-def test_one_and_two_ranks_give_the_same_trajectory(tmp_path, prepared_mnist):
-    """gloo on CPU: the per-step losses of 1 and 2 ranks agree (ghost batch norm, F1)."""
-    spec = make_spec(prepared_mnist, ghost_batch=16, epochs=1)
+def test_one_and_two_ranks_and_micro_batches_give_the_same_trajectory(tmp_path, prepared_mnist):
+    """gloo on CPU: 1 rank, 2 ranks and 1 rank accumulating micro-batches agree step by step
+    and epoch by epoch (ghost batch norm, F1), with augmentation on over several epochs: each
+    sample gets the same crop and flip, and later epochs the same order, whatever the split."""
+    spec = make_spec(prepared_mnist, ghost_batch=16, epochs=3, augment=True)
     one = run_torchrun(spec, tmp_path / "one", 1)
     two = run_torchrun(spec, tmp_path / "two", 2)
     assert one.returncode == 0, one.stderr[-2000:]
     assert two.returncode == 0, two.stderr[-2000:]
-    a = pd.read_csv(tmp_path / "one" / "steps.csv")
-    b = pd.read_csv(tmp_path / "two" / "steps.csv")
+    train.run({**spec, "micro_batch": 16}, tmp_path / "micro")
+    a, b, c = (pd.read_csv(tmp_path / run / "steps.csv") for run in ("one", "two", "micro"))
+    assert len(a) == len(b) == len(c) == 3 * (500 // 64)
+    for other in (b, c):
+        for column in ("loss", "weight_distance"):
+            assert (a[column] - other[column]).abs().max() < 1e-4
+    metrics = [pd.read_csv(tmp_path / run / "metrics.csv") for run in ("one", "two", "micro")]
+    for other in metrics[1:]:
+        for column in ("train_loss", "test_loss"):
+            assert (metrics[0][column] - other[column]).abs().max() < 1e-4
+    assert json.loads((tmp_path / "two" / "summary.json").read_text())["world_size"] == 2
+
+
+def test_two_ranks_without_ghost_batch_norm_normalize_over_the_global_batch(
+    tmp_path, prepared_mnist
+):
+    """Plain batch norm on 2 gloo ranks: statistics over the whole batch, as on one process
+    (each rank's half alone gave other losses and running statistics)."""
+    spec = make_spec(prepared_mnist, epochs=1)
+    one = run_torchrun(spec, tmp_path / "one", 1)
+    two = run_torchrun(spec, tmp_path / "two", 2)
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert two.returncode == 0, two.stderr[-2000:]
+    a, b = (pd.read_csv(tmp_path / run / "steps.csv") for run in ("one", "two"))
     assert len(a) == len(b) == 500 // 64
     assert (a["loss"] - b["loss"]).abs().max() < 1e-4
-    assert json.loads((tmp_path / "two" / "summary.json").read_text())["world_size"] == 2
+    a, b = (pd.read_csv(tmp_path / run / "metrics.csv") for run in ("one", "two"))
+    assert (a["test_loss"] - b["test_loss"]).abs().max() < 1e-4
 
 
 def test_divergence_is_a_result_not_a_crash(tmp_path, prepared_mnist):
@@ -116,8 +141,8 @@ def test_cuda_without_gpu_is_a_clear_error(tmp_path, prepared_mnist, capsys):
 
 
 def test_noise_measurement_does_not_change_the_run(tmp_path, prepared_mnist):
-    train.run(make_spec(prepared_mnist), tmp_path / "plain")
-    train.run(make_spec(prepared_mnist, noise_every=1), tmp_path / "measured")
+    train.run(make_spec(prepared_mnist, ghost_batch=16), tmp_path / "plain")
+    train.run(make_spec(prepared_mnist, ghost_batch=16, noise_every=1), tmp_path / "measured")
     a = pd.read_csv(tmp_path / "plain" / "steps.csv")["loss"]
     b = pd.read_csv(tmp_path / "measured" / "steps.csv")["loss"]
     assert (a == b).all()
@@ -127,6 +152,14 @@ def test_noise_measurement_does_not_change_the_run(tmp_path, prepared_mnist):
     assert metrics["b_noise"].isna().all() == (metrics["noise_grad_sq"] <= 0).all()
 
 
+def test_no_noise_scale_where_half_a_batch_would_normalize_otherwise(tmp_path, prepared_mnist):
+    """F1 has batch norm: without ghost batches the side pass's half batch would have other
+    statistics, so B_noise is NaN, not a biased number."""
+    train.run(make_spec(prepared_mnist, noise_every=1), tmp_path)
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert metrics[["b_noise", "noise_grad_sq", "noise_trace_sigma"]].isna().all().all()
+
+
 def test_long_epochs_print_progress(tmp_path, prepared_mnist, capsys, monkeypatch):
     monkeypatch.setattr(train, "PROGRESS_SECONDS", 0.0)  # a line after every update
     train.run(make_spec(prepared_mnist, epochs=1), tmp_path)
@@ -134,3 +167,68 @@ def test_long_epochs_print_progress(tmp_path, prepared_mnist, capsys, monkeypatc
     assert len(lines) == 500 // 64
     assert lines[0].startswith("[F1/SB/seed3] epoch 1/1 iteration 1/7 batch 64 | loss ")
     assert lines[-1].split("|")[-1].strip().endswith("samples/s")
+
+
+@pytest.mark.parametrize(
+    ("losses", "diverged"),
+    [
+        ([2.3, 2.0, 1.7], False),
+        ([2.3, float("nan")], True),  # not finite
+        ([2.3, float("inf")], True),
+        ([2.3, 1e16], True),  # finite, but a blow-up (Adam at LR 1e6)
+        ([2.0 * train.DIVERGED_LOSS_FACTOR * 2.3 - 2.3, 2.3], False),  # a spike: mean just under
+        ([2.0 * train.DIVERGED_LOSS_FACTOR * 2.31 - 2.3, 2.3], True),  # mean just over
+    ],
+)
+def test_divergence_rule(losses, diverged):
+    """An epoch diverged when a loss is not finite or the mean exceeds 100 x ln(10) (~230)."""
+    assert (train.divergence(losses, 10) is not None) == diverged
+
+
+def test_a_loss_that_blows_up_finitely_is_divergence(tmp_path, prepared_mnist):
+    spec = make_spec(prepared_mnist, optimizer={"name": "adam", "lr": 1e6}, epochs=3)
+    spec["schedule"]["base_lr"] = 1e6
+    train.run(spec, tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    steps = pd.read_csv(tmp_path / "steps.csv")
+    assert steps["loss"].notna().all() and steps["loss"].max() < float("inf")  # finite
+    assert summary["status"] == "diverged" and summary["epochs"] == 1
+    assert "above 100 x ln(10)" in summary["diverged_because"]
+
+
+@pytest.mark.parametrize(
+    ("losses", "patience", "stop"),
+    [
+        ([1.0, 0.9, 0.95, 0.93], 2, True),  # best at epoch 2, then 2 epochs without a better one
+        ([1.0, 0.9, 0.95, 0.93], 3, False),
+        ([1.0, 0.9, 0.9], 1, True),  # equal is no improvement
+        ([1.0, 0.9, 0.8, 0.7], 1, False),
+        ([1.0, 1.0, 1.0, 1.0], None, False),  # no patience: the schedule's epochs
+    ],
+)
+def test_stalled_is_keskars_stopping_rule(losses, patience, stop):
+    assert train.stalled(losses, patience) == stop
+
+
+def test_patience_stops_a_run_whose_training_loss_stalls(tmp_path, prepared_mnist):
+    """An LR too small to move float32 weights: the training loss (batch statistics at
+    evaluation, so no running average moves it) never improves after epoch 1."""
+    optimizer = {"name": "sgd", "lr": 1e-30, "momentum": 0.0}
+    spec = make_spec(prepared_mnist, optimizer=optimizer, epochs=8, bn_eval="batch", patience=2)
+    spec["schedule"]["base_lr"] = 1e-30
+    train.run(spec, tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs"] == 3
+    assert summary["stopping"] == {
+        "rule": "patience",
+        "patience": 2,
+        "max_epochs": 8,
+        "stopped_early": True,
+        "best_train_loss_epoch": 1,
+    }
+    assert len(pd.read_csv(tmp_path / "metrics.csv")) == 3
+    # without patience the same run trains every epoch, and says so
+    train.run({k: v for k, v in spec.items() if k != "patience"}, tmp_path / "fixed")
+    fixed = json.loads((tmp_path / "fixed" / "summary.json").read_text())
+    assert fixed["epochs"] == 8 and fixed["stopping"]["rule"] == "epochs"
+    assert fixed["stopping"]["stopped_early"] is False

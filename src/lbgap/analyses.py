@@ -88,11 +88,12 @@ def phi(
     eps: float,
     subspace_dim: int | None,
     max_iter: int,
+    converge: sharp.Convergence | None = None,
 ) -> dict:
     """Keskar's phi on the whole training loss, in the run's batch-norm mode.
 
     The random subspace's matrix A is seeded with the run's seed, so the SB and LB runs of one
-    seed are probed in the same subspace.
+    seed are probed in the same subspace; so are the random starts of the converged estimate.
     """
     with bn_context(model, spec):
         return sharp.sharpness(
@@ -104,11 +105,24 @@ def phi(
             max_iter=max_iter,
             seed=spec["seed"],
             chunk_size=spec.get("eval_chunk", 4096),
+            converge=converge,
         )
 
 
-def sharpness_record(run_dir: str, space: str, eps: float, max_iter: int, data, device) -> dict:
-    """One phi result with what it was computed on (a diverged run gives phi None)."""
+def sharpness_record(
+    run_dir: str,
+    space: str,
+    eps: float,
+    max_iter: int,
+    data,
+    device,
+    converge: sharp.Convergence | None = None,
+) -> dict:
+    """One phi result with what it was computed on (a diverged run gives phi None).
+
+    The paper's measurement and the converged estimate beside it share one job: the estimate
+    continues the paper's L-BFGS-B run rather than repeating its evaluations.
+    """
     model, spec, summary, epoch = load(run_dir, device)
     record = {
         "run_dir": str(run_dir),
@@ -118,6 +132,7 @@ def sharpness_record(run_dir: str, space: str, eps: float, max_iter: int, data, 
         "eps": eps,
         "subspace_dim": analysis_files.subspace_dim(space),
         "max_iter": max_iter,
+        **(converge.settings() if converge else {}),
         "bn_eval": spec.get("bn_eval", "running"),
         "status": summary["status"],
         "n_train": int(data["train_y"].numel()),
@@ -126,8 +141,9 @@ def sharpness_record(run_dir: str, space: str, eps: float, max_iter: int, data, 
         "logged": logged(run_dir, epoch),
     }
     if diverged(summary):
-        return {**record, "phi": None, "f_x": None, "f_max": None}
-    result = phi(model, spec, data, eps, analysis_files.subspace_dim(space), max_iter)
+        return {**record, "phi": None, "phi_converged": None, "f_x": None, "f_max": None}
+    dim = analysis_files.subspace_dim(space)
+    result = phi(model, spec, data, eps, dim, max_iter, converge)
     result["subspace_seed"] = result.pop("seed")
     return {**record, **result}
 
@@ -253,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--space", default="full", help="full or sub<p>")
     p.add_argument("--eps", type=float, required=True)
     p.add_argument("--max-iter", type=int, default=10)
+    p.add_argument("--converge-iter", type=int, default=0,
+                   help="iteration cap of the converged estimate; 0: none")  # fmt: skip
+    p.add_argument("--random-starts", type=int, default=0)
+    p.add_argument("--converge-tol", type=float, default=1e-3)
+    p.add_argument("--converge-patience", type=int, default=3)
     p = sub.add_parser("training-sharpness", parents=[common], help="phi at the saved epochs")
     p.add_argument("--run", required=True)
     p.add_argument("--eps", type=float, nargs="+", required=True)
@@ -275,7 +296,16 @@ def main(argv: list[str] | None = None) -> int:
     data = load_data(args.data, device)
     t0 = time.perf_counter()
     if args.command == "sharpness":
-        result = sharpness_record(args.run, args.space, args.eps, args.max_iter, data, device)
+        converge = (
+            sharp.Convergence(
+                args.converge_iter, args.random_starts, args.converge_tol, args.converge_patience
+            )
+            if args.converge_iter
+            else None
+        )
+        result = sharpness_record(
+            args.run, args.space, args.eps, args.max_iter, data, device, converge
+        )
         write_json(args.out, {**result, "job_time_s": time.perf_counter() - t0})
     elif args.command == "training-sharpness":
         frame = training_sharpness(args.run, args.eps, args.max_iter, args.finals, data, device)

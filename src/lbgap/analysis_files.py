@@ -36,6 +36,12 @@ def subspace_dim(space: str) -> int | None:
     return int(match.group(1))
 
 
+def random_starts(settings: dict, space: str) -> int:
+    """Random starts of phi's converged estimate in this space: the sharpness settings'
+    `random_starts` in the full space, `subspace_random_starts` in a random subspace."""
+    return settings["random_starts" if space == "full" else "subspace_random_starts"]
+
+
 def sharpness(run_dir: str, space: str, eps: float) -> str:
     return f"{run_dir}/sharpness_{space}_eps{eps_name(eps)}.json"
 

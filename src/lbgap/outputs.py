@@ -7,6 +7,7 @@ it does not run at this scale, so a table can show a row as "not run" instead of
 from __future__ import annotations
 
 from lbgap import matrix, papers
+from lbgap.data import DATASET_TITLES
 
 
 def files(paper: str) -> list[str]:
@@ -17,16 +18,23 @@ def inputs(plan: dict, name: str) -> list[str]:
     return papers.product(plan["paper"], name).inputs(plan)
 
 
+def _note(config: dict, exp: dict) -> str:
+    """The experiment's note, and why it ran on another dataset than its own, if it did."""
+    parts = (exp.get("note", "").strip(), matrix.dataset_note(config, exp))
+    return " ".join(part for part in parts if part)
+
+
 def plan(config: dict, paper: str, specs: dict) -> dict:
     """Experiments in config order with their variants' run folders (or why they are skipped)."""
     skipped = matrix.skipped(config, paper)
     experiments = {}
     for name, exp in config["papers"][paper]["experiments"].items():
+        dataset = matrix.experiment_dataset(config, exp)
         entry = {
-            "label": exp.get("label", name),
+            "label": exp.get("label", name).replace("{dataset}", DATASET_TITLES[dataset]),
             "network": exp["network"],
-            "dataset": exp["dataset"],
-            "note": exp.get("note", ""),
+            "dataset": dataset,
+            "note": _note(config, exp),
             "skip": skipped.get(name),
             "variants": {},
         }

@@ -14,6 +14,7 @@ import contextlib
 import gc
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -121,6 +122,25 @@ def random_subspace(n: int, p: int, seed: int = 0, dtype: npt.DTypeLike = np.flo
     return rng.standard_normal((n, p), dtype=np.float32).astype(dtype, copy=False)
 
 
+def subspace_scale(A: np.ndarray, seed: int) -> dict:
+    """How `random_subspace` scaled A, for the record: i.i.d. N(0, 1) entries, so columns of
+    norm about sqrt(n). The box eps (|(A^+ x)_i| + 1) is not invariant to that scale: A -> c A
+    is the same as keeping A and turning the "+ 1" into "+ c"."""
+    squares = np.zeros(A.shape[1])
+    for s in chunks(A.shape[0], 8192):
+        squares += np.square(A[s].astype(np.float64)).sum(axis=0)
+    norms = np.sqrt(squares)
+    return {
+        "entries": "i.i.d. standard normal",
+        "dtype": str(A.dtype),
+        "seed": seed,
+        "column_norm_mean": float(norms.mean()),
+        "column_norm_min": float(norms.min()),
+        "column_norm_max": float(norms.max()),
+        "sqrt_n": float(np.sqrt(A.shape[0])),
+    }
+
+
 def pinv_apply(A: np.ndarray, x: np.ndarray, block_rows: int = 8192) -> np.ndarray:
     """A^+ x in float64 for a tall n x p matrix; never forms an n x n (or float64 n x p) matrix.
 
@@ -158,12 +178,60 @@ def _matvec(A: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (A @ v.astype(A.dtype, copy=False)).astype(np.float64, copy=False)
 
 
+# How an L-BFGS-B run stopped by its iteration budget reports it (scipy's wording): the paper's
+# measurement when it is read off a longer run at its last iteration.
+ITERATION_LIMIT = "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT"
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """How far to push the maximization for the converged estimate beside the paper's phi.
+
+    The paper's 10 iterations from y = 0 stop wherever they are. The converged estimate goes
+    on until the largest f seen gains at most `tol` x (f_max - f(x)) (a relative gain in phi)
+    in each of `patience` consecutive iterations, at most `max_iter` iterations per start, from
+    y = 0 (continuing the paper's run) and from `random_starts` points drawn uniformly in the
+    box. Several iterations, not one: L-BFGS-B can stall for an iteration and then find a
+    steep direction. Every start gets at least the paper's iterations.
+    """
+
+    max_iter: int
+    random_starts: int = 0
+    tol: float = 1e-3
+    patience: int = 3
+
+    def settings(self) -> dict:
+        """The settings as a result file records them."""
+        return {
+            "converge_max_iter": self.max_iter,
+            "random_starts": self.random_starts,
+            "converge_tol": self.tol,
+            "converge_patience": self.patience,
+        }
+
+
+def gain_stalled(best: list[float], f_x: float, tol: float, patience: int) -> bool:
+    """Whether `best` (the largest f after each iteration) rose by at most tol x (best - f(x))
+    in each of its last `patience` iterations."""
+    if len(best) <= patience:
+        return False
+    allowed = tol * max(best[-1] - f_x, 0.0)
+    return bool(np.all(np.diff(best[-patience - 1 :]) <= allowed))
+
+
+def phi_of(f_max: float, f_x: float) -> float:
+    """phi from the largest f found and f at the minimizer."""
+    return (f_max - f_x) / (1.0 + f_x) * 100.0
+
+
 def sharpness_of_function(
     f_and_grad: FlatFn,
     x0: np.ndarray,
     eps: float,
     A: np.ndarray | None = None,
     max_iter: int = 10,
+    converge: Convergence | None = None,
+    seed: int = 0,
 ) -> dict:
     """Keskar's phi for any function `f_and_grad(x) -> (f, grad)` around `x0`.
 
@@ -172,14 +240,25 @@ def sharpness_of_function(
     is tiny and the default tests would end the search there and report phi ~ 0. The maximum of
     f over *all* evaluations is used, since L-BFGS-B's last point need not be the best.
 
+    `trace_f` / `trace_f_max` hold f at the iterate and the largest f seen after each iteration
+    of the run from y = 0 (index 0: y = 0), so a reader sees whether f still rose at `max_iter`.
+
+    With `converge`, that run goes on past `max_iter` (its first `max_iter` iterations, hence
+    `phi`, are exactly the paper's run: L-BFGS-B's steps do not depend on the budget) and
+    `random_starts` more runs start uniformly in the box (seeded by `seed`). `phi_converged`
+    comes from the largest f of all, `converged` says whether every start met the tolerance
+    (or L-BFGS-B's own optimality test) before the cap; `converge_iterations` and
+    `converge_stop` describe the run from y = 0, `starts` each random start.
+
     Timing: `wall_time_s` / `cpu_time_s` cover the whole call (box set-up included), and
     `eval_time_s` / `eval_cpu_s` the part spent inside `f_and_grad` (`*_cpu_*` is process CPU
-    time: for single-threaded work on a shared machine, what an idle core would have taken).
+    time: for single-threaded work on a shared machine, what an idle core would have taken);
+    `converge_wall_time_s` is the part after the paper's measurement.
     """
     t0, c0 = time.perf_counter(), time.process_time()
     x0 = np.asarray(x0, dtype=np.float64)
     bound = box_bounds(x0, eps, A)
-    stats = {"n_evals": 0, "eval_time_s": 0.0, "eval_cpu_s": 0.0, "f_max": -np.inf}
+    stats = {"n_evals": 0, "eval_time_s": 0.0, "eval_cpu_s": 0.0}
 
     def evaluate(x: np.ndarray) -> tuple[float, np.ndarray]:
         t, c = time.perf_counter(), time.process_time()
@@ -187,7 +266,6 @@ def sharpness_of_function(
         stats["eval_time_s"] += time.perf_counter() - t
         stats["eval_cpu_s"] += time.process_time() - c
         stats["n_evals"] += 1
-        stats["f_max"] = max(stats["f_max"], float(f))
         return float(f), np.asarray(g, dtype=np.float64)
 
     f_x, g_x = evaluate(x0)
@@ -202,36 +280,103 @@ def sharpness_of_function(
         g = g if A is None else _matvec(A.T, g)
         return -f, -g
 
-    # scipy does per-variable Python work on the bounds whatever form they come in: `minimize`
-    # turns them into a list of n (lo, hi) tuples, L-BFGS-B's wrapper turns that back into
-    # arrays and then sets each variable's bound type in a Python loop. For F1 (n = 1.46M)
-    # that is about 2.3 s per call with the garbage collector paused (3.5 s without), plus
-    # about 0.8 s in the compiled L-BFGS-B steps: a fixed cost per measurement that only the
-    # size of the loss evaluations amortizes.
-    with gc_paused():
-        res = scipy.optimize.minimize(
-            neg_f,
-            np.zeros_like(bound),
-            jac=True,
-            method="L-BFGS-B",
-            bounds=scipy.optimize.Bounds(-bound, bound),
-            options={"maxiter": max_iter, "ftol": 0.0, "gtol": 0.0},
-        )
-    f_max = stats["f_max"]
+    paper: dict = {}
+
+    def run(y0: np.ndarray, cap: int) -> dict:
+        """One L-BFGS-B run from y0; from y = 0 it is the paper's run for `max_iter` iterations."""
+        first = not paper
+        seen: list[float] = []  # f of every evaluation of this run, the start point first
+        trace_f: list[float] = []
+        best: list[float] = []
+        halted = False
+
+        def tracked(y: np.ndarray) -> tuple[float, np.ndarray]:
+            value = neg_f(y)
+            seen.append(-value[0])
+            return value
+
+        def after_iteration(intermediate_result: scipy.optimize.OptimizeResult) -> None:
+            nonlocal halted
+            if not best:
+                trace_f.append(seen[0])
+                best.append(seen[0])
+            trace_f.append(-float(intermediate_result.fun))
+            best.append(max(seen))
+            if first and len(best) - 1 == max_iter:
+                paper.update(f_max=best[-1], n_evals=stats["n_evals"], time=time.perf_counter(),
+                             message=ITERATION_LIMIT)  # fmt: skip
+            if (
+                converge is not None
+                and len(best) - 1 >= max_iter
+                and gain_stalled(best, f_x, converge.tol, converge.patience)
+            ):
+                halted = True
+                raise StopIteration
+
+        # scipy does per-variable Python work on the bounds whatever form they come in:
+        # `minimize` turns them into a list of n (lo, hi) tuples, L-BFGS-B's wrapper turns that
+        # back into arrays and then sets each variable's bound type in a Python loop. For F1
+        # (n = 1.46M) that is about 2.3 s per run with the garbage collector paused (3.5 s
+        # without), plus about 0.8 s in the compiled L-BFGS-B steps: a fixed cost per run that
+        # only the size of the loss evaluations amortizes.
+        with gc_paused():
+            res = scipy.optimize.minimize(
+                tracked,
+                y0,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=scipy.optimize.Bounds(-bound, bound),
+                options={"maxiter": cap, "ftol": 0.0, "gtol": 0.0},
+                callback=after_iteration,
+            )
+        if not best:  # stopped before a first iteration
+            trace_f.append(seen[0])
+            best.append(max(seen))
+        if first and not paper:  # ended before the paper's budget: that is the paper's run
+            paper.update(f_max=max(seen), n_evals=stats["n_evals"], time=time.perf_counter(),
+                         message=str(res.message))  # fmt: skip
+        return {
+            "start": "y = 0" if first else "uniform in the box",
+            "iterations": int(res.nit),
+            "f_max": max(seen),
+            "phi": phi_of(max(seen), f_x),
+            "reached": halted or res.status == 0,
+            "message": "gain below the tolerance" if halted else str(res.message),
+            "trace_f": trace_f,
+            "trace_f_max": best,
+        }
+
+    cap = max_iter if converge is None else max(converge.max_iter, max_iter)
+    runs = [run(np.zeros_like(bound), cap)]
+    starts = np.random.SeedSequence(seed).spawn(converge.random_starts if converge else 0)
+    runs += [run(np.random.default_rng(s).uniform(-bound, bound), cap) for s in starts]
+    f_best = max(r["f_max"] for r in runs)
+    end = time.perf_counter()
     return {
-        "phi": (f_max - f_x) / (1.0 + f_x) * 100.0,
+        "phi": phi_of(paper["f_max"], f_x),
         "f_x": f_x,
-        "f_max": f_max,
+        "f_max": paper["f_max"],
         "eps": eps,
         "subspace_dim": None if A is None else int(A.shape[1]),
-        "iterations": int(res.nit),
-        "n_evals": stats["n_evals"],
-        "wall_time_s": time.perf_counter() - t0,
+        "iterations": min(runs[0]["iterations"], max_iter),
+        "n_evals": paper["n_evals"],
+        "optimizer_message": paper["message"],
+        "trace_f": runs[0]["trace_f"],
+        "trace_f_max": runs[0]["trace_f_max"],
+        "converge_iterations": runs[0]["iterations"] if converge else None,
+        "converge_stop": runs[0]["message"] if converge else None,
+        "phi_converged": phi_of(f_best, f_x) if converge else None,
+        "f_max_converged": f_best if converge else None,
+        "converged": all(r["reached"] for r in runs) if converge else None,
+        **(converge.settings() if converge else {}),
+        "starts": runs[1:] if converge else [],
+        "converge_n_evals": stats["n_evals"] - paper["n_evals"],
+        "converge_wall_time_s": end - paper["time"],
+        "wall_time_s": end - t0,
         "cpu_time_s": time.process_time() - c0,
         "eval_time_s": stats["eval_time_s"],
         "eval_cpu_s": stats["eval_cpu_s"],
         "n_params": int(x0.size),
-        "optimizer_message": str(res.message),
     }
 
 
@@ -247,12 +392,16 @@ def sharpness(
     max_iter: int = 10,
     seed: int = 0,
     chunk_size: int = 8192,
+    converge: Convergence | None = None,
 ) -> dict:
     """phi of the mean training cross-entropy at the model's parameters.
 
-    `subspace_dim=None` is the full space (A = I); otherwise A is `random_subspace(n, p, seed)`.
-    Evaluations go through `functional_call`, so the model's parameters are untouched; they are
-    still reloaded from a copy at the end as a safeguard. Call with the model in eval mode.
+    `subspace_dim=None` is the full space (A = I); otherwise A is `random_subspace(n, p, seed)`,
+    whose scale the result records (`subspace_matrix`): phi depends on it through the box.
+    `converge` adds the converged estimate (see `sharpness_of_function`), random starts seeded
+    by `seed`. Evaluations go through `functional_call`, so the model's parameters are
+    untouched; they are still reloaded from a copy at the end as a safeguard. Call with the
+    model in eval mode.
     """
     t0, c0 = time.perf_counter(), time.process_time()
     saved = [p.detach().clone() for p in model.parameters()]
@@ -260,7 +409,10 @@ def sharpness(
         x0 = flat_params(model).double().cpu().numpy()
         A = None if subspace_dim is None else random_subspace(x0.size, subspace_dim, seed)
         fn = flat_loss_and_grad(model, inputs, targets, chunk_size)
-        result = sharpness_of_function(fn, x0, eps, A=A, max_iter=max_iter)
+        result = sharpness_of_function(
+            fn, x0, eps, A=A, max_iter=max_iter, converge=converge, seed=seed
+        )
+        result["subspace_matrix"] = None if A is None else subspace_scale(A, seed)
     finally:
         with torch.no_grad():
             for p, s in zip(model.parameters(), saved, strict=True):

@@ -29,6 +29,7 @@ from lbgap import distributed
 from lbgap.acceleration import Acceleration, configure_determinism
 from lbgap.data import load_prepared, random_crop_flip
 from lbgap.evaluation import evaluate, evaluation_sums, loss_and_accuracy
+from lbgap.ghost_bn import has_batch_norm, merge_ranks, running_stats, sync_statistics
 from lbgap.io import DamagedFile, DiskFull, load_torch, save_torch, write_json
 from lbgap.models import build_model, zero_init_last_bn
 from lbgap.noise import NoiseScaleTracker, squared_grad_norm
@@ -41,6 +42,39 @@ if TYPE_CHECKING:
 STATE_FILE = "state.pt"  # resumable state, kept out of Snakemake's outputs so retries find it
 SYNC_EVERY = 10  # with several ranks, agree on stopping/saving every this many updates
 PROGRESS_SECONDS = 60.0  # a progress line within long epochs (ImageNet) this often
+# A run has diverged when an epoch's training loss is not finite, or when its mean over the
+# epoch's updates exceeds this many times ln(classes), the loss of a uniform guess (about a
+# fresh network's loss): so far above chance a run is lost even where the loss stays finite
+# (Adam at LR 1e6 reaches 1e16), while one batch's spike averages out over the epoch.
+DIVERGED_LOSS_FACTOR = 100.0
+
+
+def divergence(losses: list[float], classes: int) -> str | None:
+    """Why an epoch's per-update training losses mean the run diverged, or None if they do not
+    (the rule of DIVERGED_LOSS_FACTOR)."""
+    if not all(math.isfinite(v) for v in losses):
+        return "non-finite training loss"
+    limit = DIVERGED_LOSS_FACTOR * math.log(classes)
+    mean = sum(losses) / len(losses) if losses else 0.0
+    if mean > limit:
+        return (
+            f"mean training loss {mean:.3g} above {DIVERGED_LOSS_FACTOR:g} x ln({classes}) = "
+            f"{limit:.3g}"
+        )
+    return None
+
+
+def best_epoch(losses: list[float]) -> int | None:
+    """Index of the lowest finite loss (the first of equal ones), None if none is finite."""
+    finite = [v for v in losses if math.isfinite(v)]
+    return losses.index(min(finite)) if finite else None
+
+
+def stalled(losses: list[float], patience: int | None) -> bool:
+    """Keskar et al.'s stopping rule: the training loss (one per epoch) has not improved on its
+    best for `patience` epochs. None or 0: never (the run trains its schedule's epochs)."""
+    best = best_epoch(losses)
+    return bool(patience) and best is not None and len(losses) - 1 - best >= patience
 
 
 class Preempted(Exception):
@@ -132,6 +166,9 @@ class Trainer:
         ).to(ctx.device)
         if spec.get("zero_init_residual"):
             zero_init_last_bn(self.model)
+        self.batch_norm = has_batch_norm(self.model)
+        if ctx.world_size > 1 and not spec.get("ghost_batch"):
+            sync_statistics(self.model)  # the global batch's statistics, as on one process
         if spec.get("init_checkpoint"):
             self.load_init(spec["init_checkpoint"])
         self.accel = Acceleration.resolve(spec, ctx.device, self.model)
@@ -150,6 +187,7 @@ class Trainer:
         self.steps: list[dict] = []
         self.elapsed = 0.0
         self.status = "running"
+        self.divergence: str | None = None  # why the run diverged (see `divergence`)
         self.stop_requested = False
         self.resume_gen_state: torch.Tensor | None = None
         self.checkpoint_s = 60 * checkpoint_minutes
@@ -249,16 +287,19 @@ class Trainer:
         """This rank's training batches for these index lists, in order.
 
         Index i of the epoch reads stored sample i mod (samples stored): the identity for real
-        data, and a stand-in's few samples standing for the real dataset's many.
+        data, and a stand-in's few samples standing for the real dataset's many. Augmentation is
+        drawn for the whole global batch (of which this rank holds the equal share at `rank`),
+        so that crops, flips and later epochs' orders do not depend on the number of ranks.
         """
         index_lists = [idx % self.stored for idx in index_lists]
         if self.stream is not None:
             yield from self.stream.train_batches(index_lists, self.epoch)
             return
+        world, rank = self.ctx.world_size, self.ctx.rank
         for idx in index_lists:
             x = self.data["train_x"][idx]
             if self.spec.get("augment"):
-                x = random_crop_flip(x, 4, self.data_gen)
+                x = random_crop_flip(x, 4, self.data_gen, len(idx) * world, len(idx) * rank)
             yield x, self.data["train_y"][idx]
 
     def set_lr(self, lr: float) -> None:
@@ -283,6 +324,8 @@ class Trainer:
         total = torch.zeros((), device=self.ctx.device)
         params = list(self.model.parameters())
         ddp = self.ddp()
+        merge = self.ctx.world_size > 1 and bool(self.spec.get("ghost_batch"))
+        before = running_stats(self.model) if merge else []
         for i, (xs, ys) in enumerate(zip(x.chunk(accum), y.chunk(accum), strict=True)):
             sync = i == accum - 1 or ddp is None
             with contextlib.nullcontext() if sync else ddp.no_sync():
@@ -291,6 +334,8 @@ class Trainer:
                     loss = F.cross_entropy(self.net(xs), ys) / accum
                 loss.backward()
             total += loss.detach()
+        if merge:
+            merge_ranks(before, self.ctx.rank, self.ctx.world_size)
         half = self.noise_split(len(y)) if measure_noise else 0
         if half:
             g_small_sq = self.side_gradient_sq(x[:half], y[:half])
@@ -314,10 +359,13 @@ class Trainer:
 
         With ghost batch norm it is a whole number of ghost batches, so that both passes
         normalize the same chunks: a smaller batch-norm batch inflates the gradient norm and
-        biases |G|^2 below zero. A batch of fewer than two ghost batches, or a half of fewer
-        than two samples, gives no estimate.
+        biases |G|^2 below zero. With batch norm over the whole batch no half normalizes as the
+        batch does, so there is no estimate (B_noise stays NaN rather than biased); nor for a
+        batch of fewer than two ghost batches, or a half of fewer than two samples.
         """
         ghost = self.spec.get("ghost_batch")
+        if not ghost and self.batch_norm:
+            return 0
         half = ghost * (n // ghost // 2) if ghost else n // 2
         return half if half >= 2 else 0  # batch norm needs two samples to normalize
 
@@ -411,12 +459,12 @@ class Trainer:
         self.record_steps(pending, batch)
         self.elapsed += time.perf_counter() - start
         this_epoch = [s for s in self.steps if s["epoch"] == self.epoch]
-        if not all(math.isfinite(s["loss"]) for s in this_epoch):
+        self.divergence = divergence([s["loss"] for s in this_epoch], self.data["info"].classes)
+        if self.divergence:
             self.status = "diverged"
         self.end_epoch(batch, lr=this_epoch[-1]["lr"] if this_epoch else float("nan"))
 
     def end_epoch(self, batch: int, lr: float) -> None:
-        self.sync_bn_buffers()
         spec, d = self.spec, self.data
         row = {
             "epoch": self.epoch + 1,
@@ -477,28 +525,40 @@ class Trainer:
             f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}% | "
             f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.2f}%"
             if "train_loss" in row
-            else "DIVERGED (non-finite loss)"
+            else f"DIVERGED ({self.divergence})"
         )
         return (
             f"[{self.run_name()}] epoch {row['epoch']}/{self.schedule.epochs} batch {row['batch']} "
             f"lr {row['lr']:.4g} | {metrics} | {row['train_time_s']:.1f}s"
         )
 
-    def sync_bn_buffers(self) -> None:
-        """Average batch-norm running statistics over ranks (each saw only its own share)."""
-        if self.ctx.world_size == 1:
-            return
-        for buf_name, buf in self.model.named_buffers():
-            if buf.dtype.is_floating_point and "running" in buf_name:
-                distributed.all_reduce_mean(buf)
-
     def fit(self) -> None:
-        """Epochs until done or diverged; `run_epoch` checkpoints every `checkpoint_minutes`."""
+        """Epochs until done, diverged or, with `patience`, stalled (Keskar et al. trained until
+        the loss stopped improving); `run_epoch` checkpoints every `checkpoint_minutes`."""
         self.last_progress, self.progress_samples = time.monotonic(), self.samples
         while self.epoch < self.schedule.epochs and self.status != "diverged":
+            if stalled(self.train_losses(), self.spec.get("patience")):
+                break
             self.run_epoch()
         if self.status == "running":
             self.status = "completed"
+
+    def train_losses(self) -> list[float]:
+        """The evaluated training loss of every epoch so far (restored on resume with the rows)."""
+        return [r["train_loss"] for r in self.rows if "train_loss" in r]
+
+    def stopping(self) -> dict:
+        """How the run ended, for its summary: the rule, the epoch bound, whether the training
+        loss stalled before it, and the epoch of the lowest training loss."""
+        patience = self.spec.get("patience")
+        best = best_epoch(self.train_losses())
+        return {
+            "rule": "patience" if patience else "epochs",
+            "patience": patience,
+            "max_epochs": self.schedule.epochs,
+            "stopped_early": self.status == "completed" and self.epoch < self.schedule.epochs,
+            "best_train_loss_epoch": None if best is None else best + 1,
+        }
 
     # ------------------------------------------------------------ outputs
     def save_weights(self, path: Path, epoch: int) -> None:
@@ -528,6 +588,8 @@ class Trainer:
             "train_time_s": self.elapsed,
             "final": {k: last.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc")},
             "last_evaluated_epoch": evaluated[-1]["epoch"] if evaluated else None,
+            "diverged_because": self.divergence,
+            "stopping": self.stopping(),
             "torch": torch.__version__,
         }
         for name in ("metrics.csv", "steps.csv"):

@@ -9,16 +9,22 @@ count and, where available, the per-seed values. A rule states what the paper cl
 
 The verdict, in this order:
 
-1. **not run at this scale**: either side has no finished seed (the table is missing, the row
-   does not run at this scale, or the runs are absent). Nothing is computed or shown.
-2. **not reproduced**: the rule fails on the means (A is not below B, the ratio is under the
+1. **not run at this scale**: either side has no seed at all, finished or diverged (the table
+   is missing, the row does not run at this scale, or the runs are absent). Nothing is
+   computed or shown.
+2. **not reproduced** (diverged): a seed diverged on a side whose quantity has no value for a
+   diverged run (``Side.diverged``, e.g. phi: a diverged run reaches no minimum). A diverged run
+   is a result, and here it counts against the claim. Where the quantity has a value for a
+   diverged run (accuracy and error at chance level, lbgap.claims), the seed enters the numbers
+   instead, and counts for or against the claim as its value says.
+3. **not reproduced**: the rule fails on the means (A is not below B, the ratio is under the
    threshold, the difference is outside the tolerance). No test can rescue a failed point
    estimate; the p-value is still reported.
-3. **reproduced**: the rule holds on the means, and either the quantity has no seed noise
+4. **reproduced**: the rule holds on the means, and either the quantity has no seed noise
    (``exact``, e.g. a count of parameter updates fixed by the schedule), or both sides have at
    least ``MIN_SEEDS`` (3) seeds and the test gives p < ``ALPHA`` (0.05). When every seed on
    both sides gives the same value there is no noise to test against, and the means decide.
-4. **inconclusive**: the rule holds on the means but p >= 0.05, or a side has fewer than 3
+5. **inconclusive**: the rule holds on the means but p >= 0.05, or a side has fewer than 3
    seeds, so the holding could be seed noise.
 
 The test is Welch's t-test (unequal variances, ``scipy.stats.ttest_ind(equal_var=False)``),
@@ -38,6 +44,8 @@ from enum import StrEnum
 
 import numpy as np
 
+from lbgap.words import plural
+
 ALPHA = 0.05
 MIN_SEEDS = 3
 
@@ -51,16 +59,23 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True)
 class Side:
-    """One side of a comparison over seeds; `values` are the per-seed numbers, if known."""
+    """One side of a comparison over seeds; `values` are the per-seed numbers, if known, and
+    `diverged` the seeds that diverged and are in none of the numbers (they have no value)."""
 
     mean: float | None
     std: float | None = None
     n: int = 0
     values: tuple[float, ...] = ()
+    diverged: int = 0
 
     @property
     def ran(self) -> bool:
         return self.n > 0 and self.mean is not None and math.isfinite(self.mean)
+
+    @property
+    def present(self) -> bool:
+        """Whether any seed of this side ran, to the end or until it diverged."""
+        return self.ran or self.diverged > 0
 
     @property
     def seeds(self) -> int:
@@ -77,6 +92,21 @@ class Side:
             self.n,
             tuple(scale * v + shift for v in self.values),
         )
+
+    def with_seeds(self, value: float, count: int) -> Side:
+        """This side with `count` more seeds of `value` (diverged runs at chance level): from
+        the per-seed values when known, else from the mean, std and n."""
+        if count <= 0:
+            return self
+        if self.values or not self.ran:
+            return Side.of([*self.values, *[value] * count])
+        n = self.n + count
+        mean = (self.n * self.mean + count * value) / n
+        std = None
+        if self.std is not None and math.isfinite(self.std):
+            squares = (self.n - 1) * self.std**2 + self.n * self.mean**2 + count * value**2
+            std = math.sqrt(max(squares - n * mean**2, 0.0) / (n - 1))
+        return Side(mean, std, n)
 
     @classmethod
     def of(cls, values: list[float]) -> Side:
@@ -176,8 +206,14 @@ def judge(
     min_seeds: int = MIN_SEEDS,
 ) -> Outcome:
     """The verdict on `rule` for sides A and B, with the effect, p-value and why."""
-    if not (a.ran and b.ran):
+    if not (a.present and b.present):
         return Outcome(Verdict.NOT_RUN, None, None, "no finished seeds on one side")
+    if a.diverged or b.diverged:
+        effect = rule.effect(a.mean, b.mean) if a.ran and b.ran else None
+        sides = zip((a, b), labels, strict=True)
+        lost = " and ".join(plural(s.diverged, f"{label} seed") for s, label in sides if s.diverged)
+        why = f"{lost} diverged, with no value for a diverged run: counted against the claim"
+        return Outcome(Verdict.NOT_REPRODUCED, effect, None, why)
     effect = rule.effect(a.mean, b.mean)
     testable = a.seeds >= min_seeds and b.seeds >= min_seeds
     if a.values and b.values:

@@ -30,6 +30,16 @@ def final_sharpness(wildcards):
     return [analysis_files.sharpness(run_dir(wildcards), "full", eps)]
 
 
+def converge_args(wildcards):
+    """The converged estimate beside the paper's phi, computed in the same job."""
+    cfg = analysis_settings(wildcards, "sharpness")
+    starts = analysis_files.random_starts(cfg, wildcards.space)
+    return (
+        f"--converge-iter {cfg['converge_max_iter']} --random-starts {starts} "
+        f"--converge-tol {cfg['converge_tol']} --converge-patience {cfg['converge_patience']}"
+    )
+
+
 rule sharpness:
     wildcard_constraints:
         experiment="[^/]+",
@@ -53,6 +63,7 @@ rule sharpness:
     params:
         run=lambda wc, input: os.path.dirname(input.summary),
         max_iter=lambda wc: analysis_settings(wc, "sharpness")["max_iter"],
+        converge=converge_args,
     threads: lambda wc: analysis_resources(wc)["threads"]
     resources:
         gpu=lambda wc: analysis_resources(wc)["gpu"],
@@ -62,7 +73,7 @@ rule sharpness:
     shell:
         "python -m lbgap.analyses sharpness --run {params.run} --data {input.data} "
         "--space {wildcards.space} --eps {wildcards.eps} --max-iter {params.max_iter} "
-        "--threads {threads} --out {output} > {log} 2>&1"
+        "{params.converge} --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule training_sharpness:

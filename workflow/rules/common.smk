@@ -73,7 +73,7 @@ def spec_json(wildcards):
 
 
 def run_resources(wildcards):
-    return matrix.resources(config, wildcards.paper, wildcards.experiment)
+    return matrix.resources(config, wildcards.paper, wildcards.experiment, wildcards.variant)
 
 
 def train_data(wildcards):

@@ -64,7 +64,7 @@ rule prepare_data:
     params:
         state=prepared_state,
         root=config["data_root"],
-        sizes=lambda wc: matrix.size_args(config, wc.scale),
+        sizes=lambda wc: matrix.size_args(config, wc.scale, wc.dataset),
         flags=lambda wc: matrix.data_flags(config, wc.scale),
     shell:
         "python -m lbgap.data --dataset {wildcards.dataset} --root {params.root} "

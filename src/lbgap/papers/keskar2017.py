@@ -19,6 +19,7 @@ from lbgap.papers import Product, reference, run_files
 from lbgap.papers import keskar2017_data as kd
 from lbgap.papers import keskar2017_figures as kf
 from lbgap.papers.cells import dirs_of, experiment_columns
+from lbgap.papers.cells import diverged as diverged_runs
 from lbgap.tables import format_paper
 from lbgap.words import plural
 
@@ -35,7 +36,8 @@ def _by_network(
 
 
 def _table2_row(plan: dict, name: str, exp: dict) -> tuple[dict, dict]:
-    """Train and test accuracy of SB and LB on one network, ours and the paper's."""
+    """Train and test accuracy of SB and LB on one network, ours and the paper's, and (CSV
+    only, the paper gives none) our final training loss."""
     row = {"network": name, "dataset": exp["dataset"], "note": exp["skip"] or ""}
     view = {"Network": exp["label"]}
     for split in ("train", "test"):
@@ -56,6 +58,9 @@ def _table2_row(plan: dict, name: str, exp: dict) -> tuple[dict, dict]:
                 results.format_cell(stats, diverged) if dirs else "not run"
             )
             view[f"{split} {regime} (paper)"] = format_paper(p_mean, p_std)
+    for regime in ("SB", "LB"):  # the fits the gap claim compares (lbgap.claims.Fit)
+        stats, _ = results.final_metric(dirs_of(exp, regime), "train_loss")
+        row |= {f"train_loss_{regime}_{k}": stats[k] for k in ("mean", "std", "n")}
     view["Note"] = exp["skip"] or f"scale={plan['scale']}"
     return row, view
 
@@ -90,10 +95,30 @@ def _stat_columns(prefix: str, values: list[float], paper: tuple) -> dict:
 
 
 def _cell(values: list[float], dirs: list[str]) -> str:
+    """mean ± std over seeds and, with two or more, their range [min, max]: with a few seeds a
+    single outlying seed shows there, not only in a large std."""
     if not dirs:
         return "not run"
     diverged = len(dirs) - len(values)
-    return results.format_cell(kd.aggregate(values), diverged)
+    text = results.format_cell(kd.aggregate(values), diverged)
+    return text + (f" [{min(values):.2f}, {max(values):.2f}]" if len(values) > 1 else "")
+
+
+CONVERGE_KEYS = ("converge_max_iter", "random_starts", "converge_tol", "converge_patience")
+
+
+def _converged(dirs: list[str], space: str, eps: float, prefix: str) -> tuple[dict, str]:
+    """The converged estimate over seeds (CSV columns, and its Markdown cell) with how many
+    seeds met the tolerance before the iteration cap."""
+    values = kd.phi_values(dirs, space, eps, "phi_converged")
+    reached = kd.converged_count(dirs, space, eps)
+    stats = kd.aggregate(values)
+    columns = {f"{prefix}_{k}": stats[k] for k in ("mean", "std", "n")}
+    columns |= {f"{prefix}_values": _values(values), f"{prefix}_reached": reached}
+    if dirs and not values:
+        return columns, "-"
+    cell = _cell(values, dirs)
+    return columns, cell + (f", {reached}/{len(values)} converged" if values else "")
 
 
 def _sharpness_row(plan: dict, space: str, table: str, name: str, exp: dict) -> tuple[dict, dict]:
@@ -109,13 +134,19 @@ def _sharpness_row(plan: dict, space: str, table: str, name: str, exp: dict) -> 
             paper = reference(PAPER, table, name, f"{label}_{regime}")
             row |= _stat_columns(f"{regime}_phi_{label}", values, paper)
             view[f"ε={label} {regime} (ours)"] = _cell(values, dirs)
+            columns, cell = _converged(dirs, space, eps, f"{regime}_phi_converged_{label}")
+            row |= columns
+            view[f"ε={label} {regime} (ours, converged)"] = cell
             view[f"ε={label} {regime} (paper)"] = format_paper(*paper)
             record = record or kd.first_record(dirs, lambda d, e=eps: files.sharpness(d, space, e))
         row[f"LB_over_SB_phi_{label}"] = _ratio(row, f"phi_{label}")
+    for regime in kd.REGIMES:  # a diverged run has no phi: the claims count it against
+        row[f"{regime}_diverged"] = diverged_runs(kd.sharpness_dirs(plan, exp, regime, space))
     row |= {
         "space": space,
         "subspace_dim": files.subspace_dim(space),
         "max_iter": cfg["max_iter"],
+        **{k: record.get(k) for k in CONVERGE_KEYS},  # as the runs' files say they ran
     }
     note = f"scale={plan['scale']}, batch norm: {record.get('bn_eval')}"
     return _end_row(row, view, exp, record, note)
@@ -130,9 +161,17 @@ def sharpness_table(plan: dict, space: str, table: str) -> tuple[pd.DataFrame, p
         f" + 1), maximized by {plural(cfg['max_iter'], 'L-BFGS-B iteration')} (scipy) from y = 0; "
         "f is the mean cross-entropy over the whole training set; the largest f seen is the "
         "maximum.",
+        "(ours): the paper's method, mean ± std over seeds and [min, max] of the seeds. "
+        "(ours, converged): a check of it, not in the paper: the same L-BFGS-B run continued, "
+        f"and {plural(files.random_starts(cfg, space), 'random start')} uniform in the box, each "
+        f"until phi gains at most {cfg['converge_tol']:g} of itself in each of "
+        f"{cfg['converge_patience']} consecutive iterations (at least {cfg['max_iter']}, at most "
+        f"{cfg['converge_max_iter']} per start); the largest f of all. k/n converged: seeds "
+        "whose every start met that tolerance (or L-BFGS-B's own optimality test) before the "
+        "cap. phi after each iteration: figure keskar2017_sharpness_convergence.",
         "Batch norm in evaluation mode as recorded (running: running averages; batch: each "
         "evaluation chunk's statistics). Per-run files: results/.../sharpness_<space>_eps<eps>."
-        "json (f(x), maximum found, iterations, wall time).",
+        "json (f(x), maximum found, f after each iteration, every start, wall time).",
     ]
     return data, view
 
@@ -148,10 +187,18 @@ def table4(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     space = files.space_name(kd.settings(plan)["sharpness"]["subspace_dim"])
     data, view = sharpness_table(plan, space, "table4")
     view.attrs["notes"].append(
-        f"A: a random n x {files.subspace_dim(space)} Gaussian matrix seeded by the run's seed "
-        "(the SB and LB runs of one seed share it); seeds "
+        f"A: an n x {files.subspace_dim(space)} matrix of i.i.d. standard normal entries "
+        "seeded by the run's seed (the SB and LB runs of one seed share it; the random starts "
+        "too); seeds "
         f"{', '.join(map(str, kd.settings(plan)['sharpness']['subspace_seeds']))}. The paper "
         "gives Table 4's means only."
+    )
+    view.attrs["notes"].append(
+        "A's scale: the paper says only that A is random, and its box is not invariant to A's "
+        "scale (A -> cA is the same as A with the box's + 1 turned into + c). Our columns have "
+        "norm about sqrt(n) (recorded per run as subspace_matrix): along each of the nearly "
+        "orthonormal directions A/sqrt(n) the box reaches eps (|(A^+ x)_i| sqrt(n) + sqrt(n)) "
+        "hmm"
     )
     return data, view
 

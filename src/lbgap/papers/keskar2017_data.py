@@ -175,10 +175,16 @@ def training_sharpness_inputs(plan: dict) -> list[str]:
 
 
 # ---------------------------------------------------------------- reading results
-def phi_values(dirs: list[str], space: str, eps: float) -> list[float]:
-    """phi of each completed run (a diverged run's file holds phi None)."""
-    values = [read_json(files.sharpness(d, space, eps)).get("phi") for d in dirs]
+def phi_values(dirs: list[str], space: str, eps: float, key: str = "phi") -> list[float]:
+    """phi of each completed run (a diverged run's file holds phi None); `key` "phi_converged"
+    gives the converged estimate instead of the paper's measurement (None where not made)."""
+    values = [read_json(files.sharpness(d, space, eps)).get(key) for d in dirs]
     return [float(v) for v in values if v is not None]
+
+
+def converged_count(dirs: list[str], space: str, eps: float) -> int:
+    """Runs whose converged estimate met its tolerance before the iteration cap."""
+    return sum(bool(read_json(files.sharpness(d, space, eps)).get("converged")) for d in dirs)
 
 
 def hessian_values(dirs: list[str], key: str) -> list[float]:
