@@ -119,7 +119,7 @@ def test_warm_start_beyond_the_source_epochs_does_not_run_and_says_why():
 
 def test_analysis_settings_resolve_per_scale():
     quick, paper = matrix.analysis(config_at(), PAPER), matrix.analysis(config_at("paper"), PAPER)
-    method = ("eps", "subspace_dim", "max_iter", "figure_eps")  # never changes with the scale
+    method = ("eps", "subspace_dim", "max_iter", "figure_eps", "converge_tol", "converge_patience")
     assert {k: quick["sharpness"][k] for k in method} == {k: paper["sharpness"][k] for k in method}
     assert quick["sharpness"]["subspace_seeds"] == [0]
     assert paper["sharpness"]["subspace_seeds"] == [0, 1, 2, 3, 4]
@@ -135,7 +135,8 @@ def test_analysis_settings_resolve_per_scale():
 def test_every_product_has_its_files_and_the_parametric_plots_cover_all_networks():
     names = [p.name for p in products(PAPER)]
     for name in ("table2", "table3", "table4", "hessian", "sharpness_vs_batch", "warmstart",
-                 "sharpness_during_training", "training_curves"):  # fmt: skip
+                 "sharpness_during_training", "training_curves",
+                 "sharpness_convergence"):  # fmt: skip
         assert name in names
     assert [n for n in names if n.startswith("parametric_")] == [
         f"parametric_{n}" for n in kd.NETWORKS
@@ -201,6 +202,11 @@ def write_analyses(plan: dict, specs: dict, diverged: tuple = ()) -> None:
             for eps in (1e-3, 5e-4):
                 phi = None if bad else PHI[(run.variant, eps)][run.seed] * scale
                 record = {"phi": phi, "f_x": 0.01, "iterations": 10, "bn_eval": "running"}
+                if phi is not None:  # converged: 10% higher; seed 2 hit the iteration cap
+                    record |= {"phi_converged": 1.1 * phi, "converged": run.seed != 2,
+                               "trace_phi": [0.0, 0.5 * phi, phi, 1.1 * phi],
+                               "starts": [{"trace_phi": [0.2 * phi, 0.4 * phi]}],
+                               "converge_max_iter": 30, "random_starts": 1}  # fmt: skip
                 Path(files.sharpness(run.dir, space, eps)).write_text(json.dumps(record))
         lam = 2.0**run.seed * (1.0 if run.variant == "SB" else 0.1)
         hess = {"top_eigenvalue": lam, "trace": 100.0 + run.seed, "n_samples": 10}
@@ -230,7 +236,15 @@ def test_table3_holds_the_runs_phi_and_the_papers_beside(quick_plan):
     assert c1["note"] == "needs cifar10: run with scale=small" and c1["SB_phi_1e-3_n"] == 0
     assert c1["LB_phi_5e-4_paper_mean"] == 227.31  # the paper's number even where we do not run
     shown = view.set_index("Network").loc["F1 (MNIST)"]
-    assert shown["ε=1e-3 LB (ours)"] == "330.00 ± 30.00"
+    assert shown["ε=1e-3 LB (ours)"] == "330.00 ± 30.00 [300.00, 360.00]"  # seeds' range
+    for (regime, eps), values in PHI.items():  # the converged estimate beside the paper's
+        col = f"{regime}_phi_converged_{files.eps_label(eps)}"
+        assert row[f"{col}_mean"] == pytest.approx(1.1 * np.mean(values))
+        assert row[f"{col}_n"] == 3 and row[f"{col}_reached"] == 2  # seed 2 did not converge
+    assert shown["ε=1e-3 LB (ours, converged)"] == "363.00 ± 33.00 [330.00, 396.00], 2/3 converged"
+    assert row["converge_max_iter"] == 30 and row["random_starts"] == 1
+    assert list(view.columns[1:4]) == ["ε=1e-3 SB (ours)", "ε=1e-3 SB (ours, converged)",
+                                       "ε=1e-3 SB (paper)"]  # fmt: skip
     assert shown["ε=1e-3 LB (paper)"] == "205.14 ± 69.52"
     assert view.set_index("Network").loc["C1 (CIFAR-10)", "ε=1e-3 SB (ours)"] == "not run"
     assert set(data["experiment"]) == set(kd.NETWORKS)  # no sweep or warm-start rows
@@ -239,12 +253,14 @@ def test_table3_holds_the_runs_phi_and_the_papers_beside(quick_plan):
 def test_table4_reads_the_subspace_files_and_the_papers_means(quick_plan):
     plan, specs = quick_plan
     write_analyses(plan, specs)
-    data, _ = k.table4(plan)
+    data, view = k.table4(plan)
     row = data.set_index("experiment").loc["F1"]
     assert row["LB_phi_5e-4_mean"] == pytest.approx(5.0)  # 0.1 x 50: seed 0 only at quick
     assert row["LB_phi_5e-4_n"] == 1
     assert row["SB_phi_1e-3_paper_mean"] == 0.11 and pd.isna(row["SB_phi_1e-3_paper_std"])
     assert row["subspace_dim"] == 100 and row["space"] == "sub100"
+    notes = " ".join(view.attrs["notes"])  # how A's scale relates to the paper's definition
+    assert "norm about sqrt(n)" in notes and "+ 1 turned into + c" in notes
 
 
 def test_a_diverged_run_is_counted_apart(quick_plan):
@@ -346,3 +362,18 @@ def test_figures_draw_what_ran_and_say_what_did_not(quick_plan):
     assert "C1, C2 (needs cifar10: run with scale=small)" in texts(during)
     sb = next(ln for ln in during.axes[0].lines if ln.get_label().startswith("SB"))
     assert list(sb.get_ydata()) == [5.0, 6, 7, 8, 9]
+
+
+def test_convergence_figure_draws_every_start_against_the_iteration(quick_plan):
+    plan, specs = quick_plan
+    write_analyses(plan, specs)
+    fig = product(PAPER, "sharpness_convergence").build(plan)
+    assert len(fig.axes) == 4  # F1: full space and subspace, eps 1e-3 and 5e-4
+    full = fig.axes[0]  # full space, eps 1e-3: 3 seeds x 2 regimes, each from y = 0 and 1 start
+    lb0 = next(ln for ln in full.lines if ln.get_label() == "LB seed 0")
+    assert list(lb0.get_xdata()) == [1, 2, 3]  # phi = 0 at y = 0 is off the log axis
+    assert list(lb0.get_ydata()) == pytest.approx([150.0, 300.0, 330.0])
+    assert len([ln for ln in full.lines if ln.get_linestyle() == ":"]) == 6  # random starts
+    paper = next(ln for ln in full.lines if ln.get_label().startswith("paper's"))
+    assert list(paper.get_xdata()) == [10, 10]
+    assert "needs cifar10" in texts(fig)

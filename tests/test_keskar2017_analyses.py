@@ -114,3 +114,23 @@ def test_training_sharpness_covers_saved_epochs_and_reuses_the_final(tmp_path):
     assert list(frame["epoch"]) == [1, 2]
     assert frame["phi"].iloc[1] == 42.0 and frame["phi"].iloc[0] > 0
     assert list(frame["train_loss"]) == [1.0, 0.5]  # merged from metrics.csv
+
+
+def test_sharpness_job_adds_the_converged_estimate_beside_the_papers_phi(tmp_path, monkeypatch):
+    data = make_data()
+    run = make_run(tmp_path / "LB" / "seed2", 2)
+    monkeypatch.setattr(analyses, "load_data", lambda path, device: data)
+    out = tmp_path / "phi.json"
+    args = ["sharpness", "--run", str(run), "--data", "unused.pt", "--space", "sub4",
+            "--eps", "0.001", "--max-iter", "3", "--converge-iter", "8", "--random-starts", "2",
+            "--converge-tol", "0.01", "--converge-patience", "2", "--out", str(out)]  # fmt: skip
+    assert analyses.main(args) == 0
+    record = json.loads(out.read_text())
+    paper = analyses.sharpness_record(str(run), "sub4", 1e-3, 3, data, torch.device("cpu"))
+    assert record["phi"] == pytest.approx(paper["phi"], rel=1e-12)  # the paper's, unchanged
+    assert record["phi_converged"] >= record["phi"] and paper["phi_converged"] is None
+    assert len(record["starts"]) == 2 and record["random_starts"] == 2
+    assert record["converge_max_iter"] == 8 and record["converge_tol"] == 0.01
+    assert record["converge_patience"] == 2 and isinstance(record["converged"], bool)
+    assert record["subspace_matrix"]["seed"] == 2  # the run's seed, as for A
+    assert len(record["trace_phi"]) == record["converge_iterations"] + 1

@@ -73,6 +73,12 @@ def test_tables_hold_the_run_folders_numbers(run):
                 result = read(run, files.sharpness(d, space, eps))
                 assert table.loc["F1", f"{regime}_phi_{label}_mean"] == pytest.approx(result["phi"])
                 assert table.loc["F1", f"{regime}_phi_{label}_n"] == 1
+                converged = table.loc["F1", f"{regime}_phi_converged_{label}_mean"]
+                assert converged == pytest.approx(result["phi_converged"])
+                assert result["phi_converged"] >= result["phi"]  # continues the paper's run
+                assert result["trace_phi"][min(10, len(result["trace_phi"]) - 1)] == (
+                    pytest.approx(result["phi"])
+                )
                 assert result["max_iter"] == 10 and 1 <= result["iterations"] <= 10
                 assert result["f_max"] >= result["f_x"] and result["phi"] >= 0
                 assert result["bn_eval"] == "running" and result["wall_time_s"] > 0

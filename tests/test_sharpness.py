@@ -1,13 +1,16 @@
 import numpy as np
 import pytest
+import scipy.optimize
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lbgap.sharpness import (
+    Convergence,
     box_bounds,
     flat_loss_and_grad,
     flat_params,
+    gain_stalled,
     gc_paused,
     pinv_apply,
     random_subspace,
@@ -249,3 +252,95 @@ def test_model_sharpness_matches_core_and_keeps_parameters(subspace_dim):
     assert 0 <= res["eval_cpu_s"] <= res["cpu_time_s"]
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+# --------------------------------------------------------------------------- converged estimate
+
+
+def shifted_rosenbrock(x: np.ndarray) -> tuple[float, np.ndarray]:
+    """10 - Rosenbrock: maximum 10 at (1, 1), which L-BFGS-B from 0 reaches only after ~20
+    iterations (its curved valley)."""
+    return 10.0 - scipy.optimize.rosen(x), -scipy.optimize.rosen_der(x)
+
+
+def two_bumps(x: np.ndarray) -> tuple[float, np.ndarray]:
+    """A bump of height 1 at 0.3, whose slope L-BFGS-B from 0 climbs, and one of height 3 at
+    -0.8, too narrow to pull it: only a start near -0.8 finds the larger maximum."""
+    small, large = np.exp(-((x - 0.3) ** 2) / 0.1), 3.0 * np.exp(-((x + 0.8) ** 2) / 0.02)
+    grad = small * (-2.0 * (x - 0.3) / 0.1) + large * (-2.0 * (x + 0.8) / 0.02)
+    return float(np.sum(small + large)), grad
+
+
+def test_the_converged_estimate_leaves_the_papers_measurement_as_it_was():
+    # The paper's 10 iterations are read off the first 10 of the longer run: phi, f_max, the
+    # evaluations and the message must be those of a run stopped at 10.
+    x0 = np.zeros(2)
+    plain = sharpness_of_function(shifted_rosenbrock, x0, eps=2.0, max_iter=10)
+    longer = sharpness_of_function(
+        shifted_rosenbrock, x0, eps=2.0, max_iter=10, converge=Convergence(200, random_starts=2)
+    )
+    for key in ("phi", "f_x", "f_max", "iterations", "n_evals", "optimizer_message"):
+        assert longer[key] == plain[key], key
+    assert plain["optimizer_message"] == "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT"
+    assert plain["phi_converged"] is None and plain["starts"] == []
+    assert longer["trace_f_max"][10] == plain["f_max"] == plain["trace_f_max"][-1]
+    assert longer["trace_phi"][10] == pytest.approx(plain["phi"])
+    assert len(longer["starts"]) == 2 and longer["converge_n_evals"] > 0
+
+
+def test_continuing_reaches_the_maximum_that_ten_iterations_miss():
+    res = sharpness_of_function(
+        shifted_rosenbrock, np.zeros(2), eps=2.0, max_iter=10, converge=Convergence(200)
+    )
+    closed_form = (10.0 - 9.0) / (1.0 + 9.0) * 100.0  # f(0) = 9, max f = 10 at (1, 1)
+    assert res["phi"] < 0.95 * closed_form  # the paper's 10 iterations stop short
+    assert res["phi_converged"] == pytest.approx(closed_form, rel=1e-3)
+    assert res["converged"] and res["converge_stop"] == "gain below the tolerance"
+    assert 10 < res["converge_iterations"] < 200
+    trace = res["trace_f_max"]  # the largest f so far: never decreases, starts at f(x0)
+    assert trace[0] == res["f_x"] and all(b >= a for a, b in zip(trace, trace[1:], strict=False))
+    assert len(res["trace_f"]) == len(trace) == res["converge_iterations"] + 1
+
+
+def test_a_capped_estimate_says_it_did_not_converge():
+    res = sharpness_of_function(
+        shifted_rosenbrock, np.zeros(2), eps=2.0, max_iter=10, converge=Convergence(12)
+    )
+    assert res["converge_iterations"] == 12 and not res["converged"]
+    assert res["phi"] <= res["phi_converged"] < 10.0
+
+
+def test_random_starts_find_the_maximum_that_y0_misses():
+    f0 = two_bumps(np.zeros(1))[0]
+    small, large = two_bumps(np.array([0.3]))[0], two_bumps(np.array([-0.8]))[0]
+    res = sharpness_of_function(
+        two_bumps, np.zeros(1), eps=1.0, max_iter=10, converge=Convergence(50, random_starts=3)
+    )
+    assert res["phi"] == pytest.approx((small - f0) / (1 + f0) * 100, rel=1e-6)
+    assert res["phi_converged"] == pytest.approx((large - f0) / (1 + f0) * 100, rel=1e-6)
+    assert max(s["phi"] for s in res["starts"]) == res["phi_converged"]
+    again = sharpness_of_function(
+        two_bumps, np.zeros(1), eps=1.0, max_iter=10, converge=Convergence(50, random_starts=3)
+    )
+    assert [s["trace_f"] for s in again["starts"]] == [s["trace_f"] for s in res["starts"]]
+
+
+def test_gain_stalled_needs_patience_iterations_of_small_relative_gain():
+    f_x = 1.0  # phi is proportional to best - f_x: gains are relative to that
+    assert not gain_stalled([1.0, 2.0, 3.0], f_x, tol=1e-3, patience=3)  # too short
+    assert gain_stalled([1.0, 2.0, 2.0, 2.0, 2.0], f_x, tol=1e-3, patience=3)
+    assert not gain_stalled([1.0, 2.0, 2.0, 2.0, 3.0], f_x, tol=1e-3, patience=3)
+    # the gain allowed is relative to phi (here to best - f_x = 10.01)
+    assert not gain_stalled([1.0, 11.0, 11.0, 11.005, 11.01], f_x, tol=1e-4, patience=3)
+    assert gain_stalled([1.0, 11.0, 11.0, 11.005, 11.01], f_x, tol=1e-3, patience=3)
+    assert gain_stalled([1.0, 1.0, 1.0, 1.0], f_x, tol=1e-3, patience=3)  # flat: phi = 0
+
+
+def test_the_subspace_matrix_records_its_scale():
+    model, x, y = tiny_problem(2)
+    res = sharpness(model, x, y, eps=0.05, subspace_dim=6, max_iter=2, seed=4)
+    A = random_subspace(44, 6, seed=4).astype(np.float64)
+    scale = res["subspace_matrix"]
+    assert scale["column_norm_mean"] == pytest.approx(np.linalg.norm(A, axis=0).mean())
+    assert scale["sqrt_n"] == pytest.approx(np.sqrt(44)) and scale["seed"] == 4
+    assert sharpness(model, x, y, eps=0.05, max_iter=2)["subspace_matrix"] is None

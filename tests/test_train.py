@@ -232,3 +232,14 @@ def test_patience_stops_a_run_whose_training_loss_stalls(tmp_path, prepared_mnis
     fixed = json.loads((tmp_path / "fixed" / "summary.json").read_text())
     assert fixed["epochs"] == 8 and fixed["stopping"]["rule"] == "epochs"
     assert fixed["stopping"]["stopped_early"] is False
+
+
+def test_two_ranks_stop_together_on_patience(tmp_path, prepared_mnist):
+    """The ranks agree on stopping (gloo on CPU): the job ends, after the same epoch."""
+    optimizer = {"name": "sgd", "lr": 1e-30, "momentum": 0.0}
+    spec = make_spec(prepared_mnist, optimizer=optimizer, epochs=6, bn_eval="batch", patience=1)
+    spec["schedule"]["base_lr"] = 1e-30
+    done = run_torchrun(spec, tmp_path, 2)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["stopping"]["stopped_early"] is True

@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from lbgap.data import DATASET_TITLES, dataset_info, present
+from lbgap.data import DATASET_TITLES, FOLDERS, dataset_info, present
 from lbgap.models import NO_BATCH_NORM
 from lbgap.schedules import Schedule, adapt_regime
 from lbgap.words import plural
@@ -367,14 +367,23 @@ def fallback_note(config: dict, name: str) -> str:
         f"{DATASET_TITLES[name]} was not found, so its runs use {DATASET_TITLES[fallback]} "
         f"instead, on which this scale's headline claims cannot be tested; install it with "
         f"`make setup` as root, `sudo apt-get install dataset-fashion-mnist`, or put its files "
-        f"in {config['data_root']}/"
+        f"in {config['data_root']}/{FOLDERS[name]}/raw"
     )
 
 
 def dataset_note(config: dict, exp: dict) -> str:
-    """Why the experiment runs on another dataset than its own at this scale, or ""."""
+    """What a reader of the row must know about its data, or "": that the scale's dataset was
+    missing (the fallback), and that the paper's columns are for another dataset."""
     own = _at_scale(exp["dataset"], config, "dataset")
-    return fallback_note(config, own) if experiment_dataset(config, exp) != own else ""
+    ran = experiment_dataset(config, exp)
+    notes = [fallback_note(config, own) + "."] if ran != own else []
+    papers = _at_scale(exp["dataset"], {**config, "scale": "paper"}, "dataset")
+    if ran != papers:
+        notes.append(
+            f"Ran on {DATASET_TITLES[ran]}: the paper's columns are its "
+            f"{DATASET_TITLES[papers]} numbers, for comparison."
+        )
+    return " ".join(notes)
 
 
 def experiment_dataset(config: dict, exp: dict) -> str:

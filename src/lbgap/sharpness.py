@@ -240,8 +240,9 @@ def sharpness_of_function(
     is tiny and the default tests would end the search there and report phi ~ 0. The maximum of
     f over *all* evaluations is used, since L-BFGS-B's last point need not be the best.
 
-    `trace_f` / `trace_f_max` hold f at the iterate and the largest f seen after each iteration
-    of the run from y = 0 (index 0: y = 0), so a reader sees whether f still rose at `max_iter`.
+    `trace_f` / `trace_f_max` / `trace_phi` hold f at the iterate, the largest f seen and phi
+    after each iteration of the run from y = 0 (index 0: y = 0), so a reader sees whether f
+    still rose at `max_iter`.
 
     With `converge`, that run goes on past `max_iter` (its first `max_iter` iterations, hence
     `phi`, are exactly the paper's run: L-BFGS-B's steps do not depend on the budget) and
@@ -285,6 +286,7 @@ def sharpness_of_function(
     def run(y0: np.ndarray, cap: int) -> dict:
         """One L-BFGS-B run from y0; from y = 0 it is the paper's run for `max_iter` iterations."""
         first = not paper
+        evals0 = stats["n_evals"]
         seen: list[float] = []  # f of every evaluation of this run, the start point first
         trace_f: list[float] = []
         best: list[float] = []
@@ -338,12 +340,14 @@ def sharpness_of_function(
         return {
             "start": "y = 0" if first else "uniform in the box",
             "iterations": int(res.nit),
+            "n_evals": stats["n_evals"] - evals0,
             "f_max": max(seen),
             "phi": phi_of(max(seen), f_x),
             "reached": halted or res.status == 0,
             "message": "gain below the tolerance" if halted else str(res.message),
             "trace_f": trace_f,
             "trace_f_max": best,
+            "trace_phi": [phi_of(f, f_x) for f in best],
         }
 
     cap = max_iter if converge is None else max(converge.max_iter, max_iter)
@@ -363,6 +367,7 @@ def sharpness_of_function(
         "optimizer_message": paper["message"],
         "trace_f": runs[0]["trace_f"],
         "trace_f_max": runs[0]["trace_f_max"],
+        "trace_phi": runs[0]["trace_phi"],
         "converge_iterations": runs[0]["iterations"] if converge else None,
         "converge_stop": runs[0]["message"] if converge else None,
         "phi_converged": phi_of(f_best, f_x) if converge else None,

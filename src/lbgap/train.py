@@ -536,12 +536,21 @@ class Trainer:
         """Epochs until done, diverged or, with `patience`, stalled (Keskar et al. trained until
         the loss stopped improving); `run_epoch` checkpoints every `checkpoint_minutes`."""
         self.last_progress, self.progress_samples = time.monotonic(), self.samples
+        patience = self.spec.get("patience")
         while self.epoch < self.schedule.epochs and self.status != "diverged":
-            if stalled(self.train_losses(), self.spec.get("patience")):
+            if patience and self.any_rank(stalled(self.train_losses(), patience)):
                 break
             self.run_epoch()
         if self.status == "running":
             self.status = "completed"
+
+    def any_rank(self, flag: bool) -> bool:
+        """Whether `flag` holds on any rank: one decision for all ranks, whose own evaluations
+        may differ in the last bit (non-deterministic GPU kernels)."""
+        if self.ctx.world_size == 1:
+            return flag
+        votes = torch.tensor(float(flag), device=self.ctx.device)
+        return bool(distributed.all_reduce_mean(votes) > 0)
 
     def train_losses(self) -> list[float]:
         """The evaluated training loss of every epoch so far (restored on resume with the rows)."""

@@ -2,6 +2,7 @@
 # (lbgap is importable: workflow/rules/setup.smk, included before the config is read.)
 import json
 import os
+import re
 import sys
 
 from snakemake.utils import validate
@@ -58,7 +59,7 @@ localrules:
 wildcard_constraints:
     paper="[A-Za-z0-9]+",
     seed=r"\d+",
-    scale="|".join(matrix.SCALES),
+    scale="|".join(re.escape(s) for s in config["scales"]),
 
 
 def run_of(wildcards):

@@ -112,6 +112,11 @@ def subspace_inputs(plan: dict) -> list[str]:
     return sharpness_inputs(plan, files.space_name(settings(plan)["sharpness"]["subspace_dim"]))
 
 
+def convergence_inputs(plan: dict) -> list[str]:
+    """Tables 3 and 4's sharpness files: their traces are the convergence figure."""
+    return full_inputs(plan) + subspace_inputs(plan)
+
+
 def hessian_dirs(plan: dict, exp: dict, regime: str) -> list[str]:
     return with_seeds(dirs_of(exp, regime), settings(plan)["hessian"]["seeds"])
 
@@ -185,6 +190,32 @@ def phi_values(dirs: list[str], space: str, eps: float, key: str = "phi") -> lis
 def converged_count(dirs: list[str], space: str, eps: float) -> int:
     """Runs whose converged estimate met its tolerance before the iteration cap."""
     return sum(bool(read_json(files.sharpness(d, space, eps)).get("converged")) for d in dirs)
+
+
+def convergence_frame(plan: dict, exp: dict) -> pd.DataFrame:
+    """phi after each L-BFGS-B iteration of a table experiment's measurements: one row per
+    space, eps, regime, seed, start (0: from y = 0, the paper's run continued; then the random
+    starts) and iteration; `phi` from the largest f seen so far."""
+    cfg = settings(plan)["sharpness"]
+    spaces = ("full", files.space_name(cfg["subspace_dim"]))
+    rows = []
+    for space in spaces:
+        for regime in REGIMES:
+            for d in sharpness_dirs(plan, exp, regime, space):
+                for eps in cfg["eps"]:
+                    record = read_json(files.sharpness(d, space, eps))
+                    if record.get("phi") is None:
+                        continue
+                    runs = [record.get("trace_phi", [])]
+                    runs += [s["trace_phi"] for s in record.get("starts", [])]
+                    rows += [
+                        {"space": space, "eps": eps, "regime": regime, "seed": seed_of(d),
+                         "start": start, "iteration": k, "phi": phi}
+                        for start, trace in enumerate(runs)
+                        for k, phi in enumerate(trace)
+                    ]  # fmt: skip
+    columns = ["space", "eps", "regime", "seed", "start", "iteration", "phi"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def hessian_values(dirs: list[str], key: str) -> list[float]:

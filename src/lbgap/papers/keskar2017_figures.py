@@ -300,3 +300,51 @@ def sharpness_during_training(plan: dict) -> Figure:
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     not_run_note(fig, skipped)
     return fig
+
+
+# ---------------------------------------------------------------- convergence of the maximization
+def sharpness_convergence(plan: dict) -> Figure:
+    """phi after each L-BFGS-B iteration of Tables 3 and 4's measurements: was the maximum
+    approached at the paper's iteration count, and do random starts find more?"""
+    cfg = kd.settings(plan)["sharpness"]
+    panels = [(s, e) for s in ("full", files.space_name(cfg["subspace_dim"])) for e in cfg["eps"]]
+    ran, skipped = {}, {}
+    for name, exp in kd.table_experiments(plan).items():
+        frame = pd.DataFrame() if kd.skip_note(exp) else kd.convergence_frame(plan, exp)
+        if frame.empty:
+            skipped[name] = kd.skip_note(exp) or "no phi"
+        else:
+            ran[name] = (exp, frame)
+    rows = max(len(ran), 1)
+    fig, axes = plt.subplots(rows, len(panels), figsize=(4.2 * len(panels), 3.8 * rows),
+                             squeeze=False)  # fmt: skip
+    for (exp, frame), row in zip(ran.values(), axes, strict=False):
+        for ax, (space, eps) in zip(row, panels, strict=True):
+            part = frame[(frame["space"] == space) & np.isclose(frame["eps"], eps)]
+            for (regime, seed, start), run in part.groupby(["regime", "seed", "start"]):
+                run = run[run["phi"] > 0].sort_values("iteration")
+                label = f"{regime} seed {seed}" if start == 0 else None
+                style = {"ls": "-", "marker": "."} if start == 0 else {"ls": ":", "alpha": 0.7}
+                ax.plot(run["iteration"], run["phi"], color=REGIME_COLORS[regime], label=label,
+                        **style)  # fmt: skip
+            ax.axvline(cfg["max_iter"], color="grey", lw=0.8, ls="--",
+                       label=f"paper's {cfg['max_iter']} iterations")  # fmt: skip
+            where = "full space" if space == "full" else f"random subspace p={cfg['subspace_dim']}"
+            ax.set(yscale="log", xlabel="L-BFGS-B iteration", title=f"{exp['label']}, {where}, "
+                   f"ε={files.eps_label(eps)}")  # fmt: skip
+            ax.title.set_fontsize(9)
+            ax.set_ylabel("largest φ so far (log scale)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6, framealpha=0.9)
+    if not ran:
+        not_run(axes[0, 0], "sharpness convergence", "see below")
+        for ax in axes[0, 1:]:
+            ax.set_axis_off()
+    fig.suptitle(
+        f"scale={plan['scale']}: solid, from y = 0 (the paper's run, continued); dotted, random "
+        "starts in the box",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    not_run_note(fig, skipped)
+    return fig
