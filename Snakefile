@@ -5,6 +5,9 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+RUN_STARTED = []  # when onstart ran: the run's wall time, for the summary
+REPORT_HTML = "reports/report.html"  # `make report` and `make reproduce` build it here
+
 
 # lbgap importable; a YAML syntax error in config.yaml named by file, line and column.
 include: "workflow/rules/setup.smk"
@@ -50,4 +53,21 @@ rule smith2018:
 
 
 onstart:
+    RUN_STARTED.append(time.monotonic())
     print(f"lbgap: scale={config['scale']}, {plural(len(RUNS), 'training run')} in the matrix")
+
+
+# After a run that built the review (reproduce_all, not a single paper or file; never a dry
+# run, which calls no handler): the verdicts, headline numbers, compute and where to look.
+onsuccess:
+    if any(job.rule.name == "index" for job in workflow.dag.jobs):
+        print(
+            lbgap_summary.text(
+                rules.claims.output.csv,
+                rules.provenance.output.csv,
+                os.path.relpath(rules.index.output[0], LAUNCH_DIR),
+                os.path.relpath(REPORT_HTML, LAUNCH_DIR),
+                time.monotonic() - RUN_STARTED[0] if RUN_STARTED else None,
+                report_pending="--report-after-run" in sys.argv,
+            )
+        )

@@ -337,6 +337,10 @@ def test_a_diverged_seed_enters_an_accuracy_at_chance_level():
     assert rec["a_n"] == 3 and rec["a_diverged"] == 1 and rec["b_diverged"] == 0
     assert rec["a_mean"] == pytest.approx(np.mean([*lb, chance]))
     assert "1 LB seed diverged, counted at chance accuracy 10.00" in rec["note"]
+    # a row that names no known dataset has no chance level: the seed counts against
+    (rec,) = claims.evaluate(KESKAR_GAP, pd.DataFrame([{**row, "dataset": None}]), None)
+    assert rec["verdict"] == "not reproduced" and "1 LB seed diverged" in rec["note"]
+    assert "LB under-trained (1 seed diverged)" in rec["undertrained"]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -10,7 +11,7 @@ import sys
 import pandas as pd
 import pytest
 
-from lbgap import train
+from lbgap import live, train
 
 PYTHON = sys.executable
 
@@ -166,7 +167,49 @@ def test_long_epochs_print_progress(tmp_path, prepared_mnist, capsys, monkeypatc
     lines = [line for line in capsys.readouterr().out.splitlines() if "iteration" in line]
     assert len(lines) == 500 // 64
     assert lines[0].startswith("[F1/SB/seed3] epoch 1/1 iteration 1/7 batch 64 | loss ")
-    assert lines[-1].split("|")[-1].strip().endswith("samples/s")
+    assert lines[-1].split("|")[-2].strip().endswith("samples/s")
+    shares = [int(line.split("% done")[0].rsplit(" ", 1)[1]) for line in lines]
+    assert shares == sorted(shares) and shares[0] == round(100 / 7) and shares[-1] == 100
+    assert all(", ETA " in line for line in lines)
+
+
+def test_epoch_lines_say_how_far_and_how_long_to_go(tmp_path, prepared_mnist, capsys):
+    train.run(make_spec(prepared_mnist, epochs=2), tmp_path)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "test loss" in line]
+    assert [line.split(" | ")[-1].split(", ETA")[0].split(", ")[-1] for line in lines] == [
+        "50% done",
+        "100% done",
+    ]
+    assert lines[-1].endswith("ETA 0s")
+
+
+def test_each_epoch_is_written_as_it_ends(tmp_path, prepared_mnist, monkeypatch):
+    """The live file holds every epoch so far; the final metrics.csv is the last one's copy."""
+    seen: list[bytes] = []
+    end_epoch = train.Trainer.end_epoch
+
+    def watched(self, batch, lr):
+        end_epoch(self, batch, lr)
+        seen.append((tmp_path / live.LIVE_FILE).read_bytes())
+
+    monkeypatch.setattr(train.Trainer, "end_epoch", watched)
+    train.run(make_spec(prepared_mnist, epochs=3), tmp_path)
+    final = (tmp_path / "metrics.csv").read_bytes()
+    assert [len(pd.read_csv(io.BytesIO(b))) for b in seen] == [1, 2, 3]
+    assert seen[-1] == final and final.startswith(seen[0].splitlines()[0])
+    assert not (tmp_path / live.LIVE_FILE).exists()
+    assert live.latest_metrics(tmp_path)["epoch"].tolist() == [1, 2, 3]
+
+
+def test_tensorboard_needs_its_package_or_writes_event_files(tmp_path, prepared_mnist, capsys):
+    spec = json.dumps(make_spec(prepared_mnist, epochs=1))
+    rc = train.main(["--spec", spec, "--out", str(tmp_path), "--tensorboard", "1"])
+    if live.tensorboard_missing():
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and err == f"error: {live.tensorboard_missing()}"
+        assert "pip install tensorboard" in err
+    else:
+        assert rc == 0 and list((tmp_path / live.TENSORBOARD_DIR).glob("events.out.tfevents.*"))
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lbgap import analysis_files, evaluation, hessian, interpolation
+from lbgap import analysis_files, evaluation, hessian, interpolation, progress
 from lbgap import sharpness as sharp
 from lbgap.data import load_prepared
 from lbgap.distributed import pick_device
@@ -34,6 +35,7 @@ from lbgap.io import read_json, write_json, write_text
 from lbgap.runs import load_run
 
 FINAL = "checkpoint.pt"
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- loading
@@ -159,11 +161,16 @@ def training_sharpness(
     summary = read_json(Path(run_dir) / "summary.json")
     rows = []
     saved = [e for e in summary["spec"].get("save_epochs", []) if e < summary["epochs"]]
-    for epoch in [] if diverged(summary) else saved:
+    epochs = [] if diverged(summary) else saved
+    done = progress.Progress(len(epochs) * len(eps_list))
+    for epoch in epochs:
         model, spec, _, _ = load(run_dir, device, epoch)
         for eps in eps_list:
             result = phi(model, spec, data, eps, None, max_iter)
             rows.append({"epoch": epoch, "checkpoint": checkpoint_name(epoch), **result})
+            log.info(
+                f"phi of epoch {epoch}, eps {eps:g}: {result['phi']:.4g}, {done.line(len(rows))}"
+            )
     for path in finals:
         result = read_json(path)
         if result.get("phi") is not None:
@@ -241,6 +248,7 @@ def parametric(run_a: str, run_b: str, points: int, data, device) -> pd.DataFram
     names = {k for k, _ in model_a.named_parameters()}
     work = model_a
     rows = []
+    done = progress.Progress(len(alphas))
     for alpha in alphas:
         work.load_state_dict(interpolation.interpolated_state(sa, sb, alpha, names, False))
         if mode == "running":
@@ -252,6 +260,7 @@ def parametric(run_a: str, run_b: str, points: int, data, device) -> pd.DataFram
             )
             row |= {f"{split}_loss": loss, f"{split}_acc": acc}
         rows.append(row)
+        log.info(f"alpha {alpha:.3g}: train loss {row['train_loss']:.4g}, {done.line(len(rows))}")
     return pd.DataFrame(rows).assign(bn_eval=mode, bn_stats=bn_stats)
 
 
@@ -289,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-b", required=True, help="alpha = 1 (LB)")
     p.add_argument("--points", type=int, default=25)
     args = parser.parse_args(argv)
+    progress.log_to_stderr()
 
     run = getattr(args, "run", None) or args.run_a
     spec = read_json(Path(run) / "summary.json")["spec"]

@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 from lbgap import htmlview, verdicts
-from lbgap.data import dataset_info
+from lbgap.data import DATASETS
 from lbgap.io import write_text
 from lbgap.tables import data_note
 from lbgap.verdicts import Rule, Side, Verdict, greater, less, within
@@ -245,11 +245,11 @@ def seed_values(plan: dict | None, experiment: str, col: Column) -> tuple[float,
 
 def chance(row: pd.Series, kind: str | None) -> float | None:
     """A diverged seed's value: chance accuracy or error (%) of the row's dataset (None: the
-    quantity has none, or the row names no dataset)."""
+    quantity has none, or the row names no known dataset: the seed then counts against)."""
     dataset = row.get("dataset")
-    if kind is None or not isinstance(dataset, str):
+    if kind is None or dataset not in DATASETS:
         return None
-    accuracy = 100.0 / dataset_info(dataset).classes
+    accuracy = 100.0 / DATASETS[dataset].classes
     return accuracy if kind == "accuracy" else 100.0 - accuracy
 
 

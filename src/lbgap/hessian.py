@@ -7,6 +7,7 @@ uses its running statistics (the loss is then a fixed function of the parameters
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -15,7 +16,10 @@ import scipy.sparse.linalg as sla
 import torch
 from torch import Tensor, nn
 
+from lbgap.progress import Progress, duration
 from lbgap.sharpness import chunks, flat_params, param_dict, summed_loss
+
+log = logging.getLogger(__name__)  # progress lines, shown by the analyses' command line
 
 
 def hessian_vector_product(
@@ -45,9 +49,15 @@ def hessian_vector_product(
 
 
 def _numpy_operator(hvp: Callable[[Tensor], Tensor], n: int) -> sla.LinearOperator:
-    """Wrap a torch HVP as a symmetric float64 scipy operator."""
+    """Wrap a torch HVP as a symmetric float64 scipy operator (logging each product: ARPACK
+    says beforehand neither how many it needs nor how far it is)."""
+    start, count = time.monotonic(), [0]
 
     def matvec(v: np.ndarray) -> np.ndarray:
+        count[0] += 1
+        log.info(
+            f"hessian: Lanczos product {count[0]}, elapsed {duration(time.monotonic() - start)}"
+        )
         return hvp(torch.from_numpy(np.ascontiguousarray(v).reshape(-1))).double().cpu().numpy()
 
     return sla.LinearOperator((n, n), matvec=matvec, rmatvec=matvec, dtype=np.float64)
@@ -112,9 +122,12 @@ def hutchinson_trace(
     hvp = hessian_vector_product(model, inputs, targets, chunk_size)
     gen = torch.Generator().manual_seed(seed)
     samples = []
-    for _ in range(n_samples):
+    progress = Progress(n_samples)
+    for k in range(n_samples):
         v = rademacher(x.numel(), gen, x.dtype).to(x.device)
         samples.append(float(torch.dot(v, hvp(v)).double()))
+        value, left = samples[-1], progress.line(k + 1)
+        log.info(f"hessian: trace probe {k + 1}/{n_samples}, v'Hv {value:.6g}, {left}")
     s = np.asarray(samples)
     return {
         "trace": float(s.mean()),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +25,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from lbgap.progress import Progress
+
 FlatFn = Callable[[np.ndarray], tuple[float, np.ndarray]]
+log = logging.getLogger(__name__)  # progress lines, shown by the analyses' command line
 
 
 # --------------------------------------------------------------------------- flat parameters
@@ -259,7 +263,7 @@ def sharpness_of_function(
     t0, c0 = time.perf_counter(), time.process_time()
     x0 = np.asarray(x0, dtype=np.float64)
     bound = box_bounds(x0, eps, A)
-    stats = {"n_evals": 0, "eval_time_s": 0.0, "eval_cpu_s": 0.0}
+    stats = {"n_evals": 0, "eval_time_s": 0.0, "eval_cpu_s": 0.0, "starts": 0}
 
     def evaluate(x: np.ndarray) -> tuple[float, np.ndarray]:
         t, c = time.perf_counter(), time.process_time()
@@ -286,6 +290,7 @@ def sharpness_of_function(
     def run(y0: np.ndarray, cap: int) -> dict:
         """One L-BFGS-B run from y0; from y = 0 it is the paper's run for `max_iter` iterations."""
         first = not paper
+        index, stats["starts"] = stats["starts"], stats["starts"] + 1
         evals0 = stats["n_evals"]
         seen: list[float] = []  # f of every evaluation of this run, the start point first
         trace_f: list[float] = []
@@ -304,6 +309,11 @@ def sharpness_of_function(
                 best.append(seen[0])
             trace_f.append(-float(intermediate_result.fun))
             best.append(max(seen))
+            done = index * cap + len(best) - 1  # the ETA is a bound: a start may stop early
+            log.info(
+                f"sharpness: start {index + 1}/{n_starts} iteration {len(best) - 1}/{cap}, "
+                f"f {best[-1]:.6g}, phi {phi_of(best[-1], f_x):.4g}, {progress.line(done)}"
+            )
             if first and len(best) - 1 == max_iter:
                 paper.update(f_max=best[-1], n_evals=stats["n_evals"], time=time.perf_counter(),
                              message=ITERATION_LIMIT)  # fmt: skip
@@ -351,6 +361,8 @@ def sharpness_of_function(
         }
 
     cap = max_iter if converge is None else max(converge.max_iter, max_iter)
+    n_starts = 1 + (converge.random_starts if converge else 0)
+    progress = Progress(cap * n_starts)
     runs = [run(np.zeros_like(bound), cap)]
     starts = np.random.SeedSequence(seed).spawn(converge.random_starts if converge else 0)
     runs += [run(np.random.default_rng(s).uniform(-bound, bound), cap) for s in starts]

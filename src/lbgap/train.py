@@ -31,8 +31,10 @@ from lbgap.data import load_prepared, random_crop_flip
 from lbgap.evaluation import evaluate, evaluation_sums, loss_and_accuracy
 from lbgap.ghost_bn import has_batch_norm, merge_ranks, running_stats, sync_statistics
 from lbgap.io import DamagedFile, DiskFull, load_torch, save_torch, write_json
+from lbgap.live import EpochLog
 from lbgap.models import build_model, zero_init_last_bn
 from lbgap.noise import NoiseScaleTracker, squared_grad_norm
+from lbgap.progress import Progress
 from lbgap.schedules import Schedule, noise_scale, rescale_momentum_buffers
 from lbgap.words import plural
 
@@ -136,7 +138,12 @@ class Trainer:
     """Holds the run's state so that it can be checkpointed and resumed as a whole."""
 
     def __init__(
-        self, spec: dict, out: Path, ctx: distributed.Context, checkpoint_minutes: float = 10.0
+        self,
+        spec: dict,
+        out: Path,
+        ctx: distributed.Context,
+        checkpoint_minutes: float = 10.0,
+        tensorboard: bool = False,
     ) -> None:
         self.spec, self.out, self.ctx = spec, out, ctx
         configure_determinism(ctx.device, spec.get("deterministic", True))
@@ -195,6 +202,8 @@ class Trainer:
         self.progress_samples = 0
         self.noise = NoiseScaleTracker()
         self.last_lr: float | None = None
+        self.progress = Progress(self.schedule.epochs)  # for the log lines' ETA only
+        self.epoch_log = EpochLog(out, tensorboard) if ctx.is_main else None
 
     def load_init(self, path: str) -> None:
         """Warm start (Keskar et al.): begin from another run's saved weights."""
@@ -489,6 +498,8 @@ class Trainer:
                     loss_acc = evaluate(self.model, d[f"{split}_x"], d[f"{split}_y"], chunk, mode)
                 row[f"{split}_loss"], row[f"{split}_acc"] = loss_acc
         self.rows.append(row)
+        if self.epoch_log is not None:
+            self.epoch_log.epoch(self.rows)
         if self.ctx.is_main:
             print(self.progress_line(row), flush=True)
             if self.epoch + 1 in self.spec.get("save_epochs", []):
@@ -506,7 +517,7 @@ class Trainer:
             print(
                 f"[{self.run_name()}] epoch {self.epoch + 1}/{self.schedule.epochs} "
                 f"iteration {self.iteration}/{iters} batch {batch} | loss {float(loss):.4f} | "
-                f"{rate:.0f} samples/s",
+                f"{rate:.0f} samples/s | {self.progress.line(self.epoch + self.iteration / iters)}",
                 flush=True,
             )
 
@@ -529,13 +540,17 @@ class Trainer:
         )
         return (
             f"[{self.run_name()}] epoch {row['epoch']}/{self.schedule.epochs} batch {row['batch']} "
-            f"lr {row['lr']:.4g} | {metrics} | {row['train_time_s']:.1f}s"
+            f"lr {row['lr']:.4g} | {metrics} | {row['train_time_s']:.1f}s | "
+            f"{self.progress.line(row['epoch'])}"
         )
 
     def fit(self) -> None:
         """Epochs until done, diverged or, with `patience`, stalled (Keskar et al. trained until
         the loss stopped improving); `run_epoch` checkpoints every `checkpoint_minutes`."""
         self.last_progress, self.progress_samples = time.monotonic(), self.samples
+        self.progress = Progress(self.schedule.epochs, done=self.epoch)
+        if self.rows and self.epoch_log is not None:  # resumed: the restored epochs, live again
+            self.epoch_log.epoch(self.rows)
         patience = self.spec.get("patience")
         while self.epoch < self.schedule.epochs and self.status != "diverged":
             if patience and self.any_rank(stalled(self.train_losses(), patience)):
@@ -603,6 +618,7 @@ class Trainer:
         }
         for name in ("metrics.csv", "steps.csv"):
             (out / f"{name}.tmp").replace(out / name)
+        self.epoch_log.close()
         write_json(out / "summary.json", summary)
         (out / STATE_FILE).unlink(missing_ok=True)
 
@@ -622,13 +638,14 @@ def request_stop(trainer: Trainer) -> None:
         signal.signal(sig, handler)
 
 
-def run(spec: dict, out: Path, checkpoint_minutes: float = 10.0) -> dict:
-    """Train (or resume) the run; `checkpoint_minutes` changes how it is looked after, not what
-    it computes, so it is not part of the spec (changing it neither reruns nor restarts it)."""
+def run(spec: dict, out: Path, checkpoint_minutes: float = 10.0, tensorboard: bool = False) -> dict:
+    """Train (or resume) the run; `checkpoint_minutes` and `tensorboard` change how it is looked
+    after, not what it computes, so they are not part of the spec (changing them neither reruns
+    nor restarts it)."""
     start = time.perf_counter()
     ctx = distributed.setup(spec.get("device", "auto"))
     out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(spec, out, ctx, checkpoint_minutes)
+    trainer = Trainer(spec, out, ctx, checkpoint_minutes, tensorboard)
     request_stop(trainer)
     trainer.try_resume()
     try:
@@ -648,10 +665,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--checkpoint-minutes", type=float, default=10.0, help="minutes between checkpoints"
     )
+    parser.add_argument(
+        "--tensorboard", type=int, default=0, choices=(0, 1), help="1: TensorBoard event files"
+    )
     args = parser.parse_args(argv)
     spec = json.loads(args.spec)
     try:
-        result = run(spec, args.out, args.checkpoint_minutes)
+        result = run(spec, args.out, args.checkpoint_minutes, bool(args.tensorboard))
     except Preempted:
         print("stopped by signal after checkpointing; rerun to resume", file=sys.stderr)
         return 143

@@ -7,7 +7,7 @@ import sys
 
 from snakemake.utils import validate
 
-from lbgap import matrix, outputs
+from lbgap import live, matrix, outputs
 
 
 def checked(build):
@@ -26,6 +26,8 @@ def checked(build):
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 config = checked(lambda: matrix.prepare_config(config, SCHEMA))
 validate(config, SCHEMA, set_default=False)
+if config["tensorboard"] and (_missing := live.tensorboard_missing()):
+    sys.exit(f"lbgap: {_missing}")  # at the start, not in every training job
 
 SCALE = config["scale"]
 CONFIG_FILES = sorted({os.path.realpath(f) for f in workflow.configfiles})  # before a workdir

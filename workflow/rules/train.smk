@@ -20,7 +20,7 @@ rule train:
     conda:
         "../../envs/train.yaml"
     # params: what the run computes (a change reruns it). How it is looked after (threads,
-    # checkpoint interval, retries) comes as resources, so changing it reruns nothing.
+    # checkpoint interval, retries, TensorBoard) comes as resources, so changing it reruns nothing.
     params:
         spec=spec_json,
         out=lambda wc, output: os.path.dirname(output.summary),
@@ -41,8 +41,11 @@ rule train:
         cpus_per_task=lambda wc: job_resources(run_resources(wc))["cpus_per_task"],
         threads_per_process=lambda wc: run_resources(wc)["threads"],
         checkpoint_minutes=str(config["checkpoint_minutes"]),
+        tensorboard=int(config["tensorboard"]),
     # exec: SLURM's SIGTERM reaches torchrun and the training processes, not a waiting shell.
+    # >>: a retry appends to the log, after the signalled attempt's "checkpointing" line.
     shell:
         "exec python -m lbgap.launch --nproc-per-node {params.nproc} --nodes {resources.nodes} "
         "--threads {resources.threads_per_process} -- --spec {params.spec:q} --out {params.out} "
-        "--checkpoint-minutes {resources.checkpoint_minutes} > {log} 2>&1"
+        "--checkpoint-minutes {resources.checkpoint_minutes} --tensorboard {resources.tensorboard} "
+        ">> {log} 2>&1"
