@@ -250,6 +250,35 @@ def test_table3_holds_the_runs_phi_and_the_papers_beside(quick_plan):
     assert set(data["experiment"]) == set(kd.NETWORKS)  # no sweep or warm-start rows
 
 
+def test_bn_modes_table_says_which_mode_is_closer_to_the_paper(quick_plan):
+    plan, specs = quick_plan
+    write_analyses(plan, specs)
+    for run in specs:
+        if run.experiment == "F1":  # running: phi as Table 3; batch: 100x smaller, acc - 1
+            base = PHI[(run.variant, 1e-3)][run.seed]
+            modes = {"running": {"test_acc": 97.0, "phi": base},
+                     "batch": {"test_acc": 96.0, "phi": base / 100}}  # fmt: skip
+            Path(files.bn_modes(run.dir)).write_text(json.dumps({"modes": modes}))
+    run0 = "results/keskar2017/F1/SB/seed0"
+    assert outputs.inputs(plan, "bn_modes")[:2] == [f"{run0}/summary.json", f"{run0}/bn_modes.json"]
+    data, view = k.bn_modes_table(plan)
+    row = data.set_index("experiment").loc["F1"]
+    assert row["LB_phi_batch_mean"] == pytest.approx(3.3) and row["LB_phi_running_n"] == 3
+    # the paper: F1 test SB 98.03, LB 97.81; phi 1e-3 SB 1.23, LB 205.14
+    assert row["distance_acc_running"] == pytest.approx((1.03 + 0.81) / 2)
+    assert row["closer_acc"] == "running"
+    sb, lb = np.log10(12.0 / 1.23), abs(np.log10(330.0 / 205.14))
+    assert row["distance_phi_running"] == pytest.approx((sb + lb) / 2)
+    sb_b, lb_b = abs(np.log10(0.12 / 1.23)), abs(np.log10(3.3 / 205.14))
+    assert row["distance_phi_batch"] == pytest.approx((sb_b + lb_b) / 2)
+    assert row["closer_phi"] == ("running" if sb + lb < sb_b + lb_b else "batch")
+    shown = view.set_index("Network").loc["F1 (MNIST)"]
+    assert (
+        shown["phi LB (paper)"] == "205.14 ± 69.52" and shown["test SB (paper)"] == "98.03 ± 0.07"
+    )
+    assert view.set_index("Network").loc["C1 (CIFAR-10)", "closer to the paper (φ)"] == "-"
+
+
 def test_table4_reads_the_subspace_files_and_the_papers_means(quick_plan):
     plan, specs = quick_plan
     write_analyses(plan, specs)

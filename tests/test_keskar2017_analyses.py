@@ -134,3 +134,24 @@ def test_sharpness_job_adds_the_converged_estimate_beside_the_papers_phi(tmp_pat
     assert record["converge_patience"] == 2 and isinstance(record["converged"], bool)
     assert record["subspace_matrix"]["seed"] == 2  # the run's seed, as for A
     assert len(record["trace_phi"]) == record["converge_iterations"] + 1
+
+
+def test_bn_modes_measure_the_other_mode_and_reuse_the_runs_phi(tmp_path):
+    data = make_data()
+    run = make_run(tmp_path / "SB" / "seed1", 1, bn_eval="running")
+    final = tmp_path / "final.json"
+    final.write_text(json.dumps({"phi": 42.0}))
+    record = analyses.bn_modes_record(str(run), 1e-3, 5, str(final), data, torch.device("cpu"))
+    assert record["run_bn_eval"] == "running" and record["modes"]["running"]["phi"] == 42.0
+    other = analyses.sharpness_record(
+        str(make_run(tmp_path / "B" / "seed1", 1, bn_eval="batch")), "full", 1e-3, 5, data, "cpu"
+    )
+    assert record["modes"]["batch"]["phi"] == pytest.approx(other["phi"], rel=1e-9)
+    model, _ = analyses.load_run(run, "cpu")
+    for mode in ("running", "batch"):
+        _, acc = evaluation.evaluate(model, data["test_x"], data["test_y"], 32, mode)
+        assert record["modes"][mode]["test_acc"] == pytest.approx(acc)
+    assert record["modes"]["running"]["train_loss"] != record["modes"]["batch"]["train_loss"]
+    gone = make_run(tmp_path / "LB" / "seed0", 0, status="diverged")
+    record = analyses.bn_modes_record(str(gone), 1e-3, 5, str(final), data, "cpu")
+    assert record["modes"]["batch"] == {"train_acc": None, "test_acc": None, "phi": None}

@@ -150,6 +150,43 @@ def sharpness_record(
     return {**record, **result}
 
 
+def bn_modes_record(run_dir: str, eps: float, max_iter: int, final: str, data, device) -> dict:
+    """Test and train accuracy and phi (full space, the paper's iterations) of the final weights
+    in both batch-norm evaluation modes, to choose `bn_eval` by evidence.
+
+    The run's own mode's phi is Table 3's measurement (`final`), reused; the other mode's is
+    measured here the same way. A diverged run gets None everywhere.
+    """
+    model, spec, summary, epoch = load(run_dir, device)
+    record = {
+        "run_dir": str(run_dir),
+        "epoch": epoch,
+        "eps": eps,
+        "max_iter": max_iter,
+        "status": summary["status"],
+        "run_bn_eval": spec.get("bn_eval", "running"),
+    }
+    modes: dict[str, dict] = {}
+    for mode in analysis_files.BN_MODES:
+        if diverged(summary):
+            modes[mode] = dict.fromkeys(("train_acc", "test_acc", "phi"))
+            continue
+        chunk = spec.get("eval_chunk", 4096)
+        out = {}
+        for split in ("train", "test"):
+            x, y = data[f"{split}_x"], data[f"{split}_y"]
+            out[f"{split}_loss"], out[f"{split}_acc"] = evaluation.evaluate(
+                model, x, y, chunk, mode
+            )
+        if mode == record["run_bn_eval"]:
+            out["phi"] = read_json(final)["phi"]
+        else:
+            out["phi"] = phi(model, {**spec, "bn_eval": mode}, data, eps, None, max_iter)["phi"]
+        modes[mode] = out
+        log.info(f"bn_eval {mode}: test accuracy {out['test_acc']:.2f}%, phi {out['phi']:.4g}")
+    return {**record, "modes": modes}
+
+
 def training_sharpness(
     run_dir: str, eps_list: list[float], max_iter: int, finals: list[str], data, device
 ) -> pd.DataFrame:
@@ -288,6 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eps", type=float, nargs="+", required=True)
     p.add_argument("--max-iter", type=int, default=10)
     p.add_argument("--finals", nargs="*", default=[], help="the final weights' phi files")
+    p = sub.add_parser("bn-modes", parents=[common], help="accuracy and phi in both BN modes")
+    p.add_argument("--run", required=True)
+    p.add_argument("--eps", type=float, required=True)
+    p.add_argument("--max-iter", type=int, default=10)
+    p.add_argument("--final", required=True, help="Table 3's phi file of the run's own mode")
     p = sub.add_parser("hessian", parents=[common], help="top eigenvalue and trace")
     p.add_argument("--run", required=True)
     p.add_argument("--samples", type=int, default=100)
@@ -320,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "training-sharpness":
         frame = training_sharpness(args.run, args.eps, args.max_iter, args.finals, data, device)
         write_text(args.out, frame.to_csv(index=False))
+    elif args.command == "bn-modes":
+        result = bn_modes_record(args.run, args.eps, args.max_iter, args.final, data, device)
+        write_json(args.out, {**result, "job_time_s": time.perf_counter() - t0})
     elif args.command == "hessian":
         ncv = args.lanczos_vectors
         result = hessian_record(args.run, args.samples, ncv, args.tol, data, device)

@@ -46,6 +46,14 @@ def sharpness(run_dir: str, space: str, eps: float) -> str:
     return f"{run_dir}/sharpness_{space}_eps{eps_name(eps)}.json"
 
 
+BN_MODES = ("running", "batch")  # the config's bn_eval values, in the bn_modes table's order
+
+
+def bn_modes(run_dir: str) -> str:
+    """Accuracy and phi of a run's final weights in both batch-norm evaluation modes."""
+    return f"{run_dir}/bn_modes.json"
+
+
 def hessian(run_dir: str) -> str:
     return f"{run_dir}/hessian.json"
 

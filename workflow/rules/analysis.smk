@@ -59,7 +59,7 @@ rule sharpness:
     message:
         "Sharpness phi ({wildcards.space}, eps {wildcards.eps}) of {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/lbgap.yaml"
     params:
         run=lambda wc, input: os.path.dirname(input.summary),
         max_iter=lambda wc: analysis_settings(wc, "sharpness")["max_iter"],
@@ -93,7 +93,7 @@ rule training_sharpness:
     message:
         "Sharpness phi along training of {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/lbgap.yaml"
     params:
         run=lambda wc, input: os.path.dirname(input.summary),
         eps=lambda wc: analysis_settings(wc, "sharpness")["figure_eps"],
@@ -107,6 +107,40 @@ rule training_sharpness:
     shell:
         "python -m lbgap.analyses training-sharpness --run {params.run} --data {input.data} "
         "--eps {params.eps} --max-iter {params.max_iter} --finals {input.final} "
+        "--threads {threads} --out {output} > {log} 2>&1"
+
+
+rule bn_modes:
+    wildcard_constraints:
+        experiment="[^/]+",
+        variant="[^/]+",
+    input:
+        summary=f"{RUN_DIR}/summary.json",
+        final=final_sharpness,
+        data=train_data,
+    output:
+        f"{RUN_DIR}/bn_modes.json",
+    log:
+        "logs/bn_modes/{paper}/{experiment}/{variant}/seed{seed}.log",
+    benchmark:
+        f"{RUN_DIR}/benchmark_bn_modes.tsv"
+    message:
+        "Accuracy and phi in both batch-norm modes of {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
+    conda:
+        "../../envs/lbgap.yaml"
+    params:
+        run=lambda wc, input: os.path.dirname(input.summary),
+        eps=lambda wc: analysis_settings(wc, "sharpness")["figure_eps"],
+        max_iter=lambda wc: analysis_settings(wc, "sharpness")["max_iter"],
+    threads: lambda wc: analysis_resources(wc)["threads"]
+    resources:
+        gpu=lambda wc: analysis_resources(wc)["gpu"],
+        mem_mb=lambda wc: analysis_resources(wc)["mem_mb"],
+        runtime=lambda wc: analysis_resources(wc)["runtime"],
+        cpus_per_task=lambda wc: analysis_resources(wc)["threads"],
+    shell:
+        "python -m lbgap.analyses bn-modes --run {params.run} --data {input.data} "
+        "--eps {params.eps} --max-iter {params.max_iter} --final {input.final} "
         "--threads {threads} --out {output} > {log} 2>&1"
 
 
@@ -127,7 +161,7 @@ rule hessian:
     message:
         "Hessian top eigenvalue and trace of {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/lbgap.yaml"
     params:
         run=lambda wc, input: os.path.dirname(input.summary),
         samples=lambda wc: analysis_settings(wc, "hessian")["hutchinson_samples"],
@@ -172,7 +206,7 @@ rule parametric:
     message:
         "Parametric plot data SB -> LB of {wildcards.experiment} seed {wildcards.seed}"
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/lbgap.yaml"
     params:
         sb=lambda wc, input: os.path.dirname(input.sb),
         lb=lambda wc, input: os.path.dirname(input.lb),

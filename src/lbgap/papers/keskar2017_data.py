@@ -121,6 +121,23 @@ def hessian_dirs(plan: dict, exp: dict, regime: str) -> list[str]:
     return with_seeds(dirs_of(exp, regime), settings(plan)["hessian"]["seeds"])
 
 
+def bn_modes_inputs(plan: dict) -> list[str]:
+    """Every table run's bn_modes.json (both batch-norm modes), with its summary."""
+    return [
+        f
+        for exp in table_experiments(plan).values()
+        for regime in REGIMES
+        for d in dirs_of(exp, regime)
+        for f in (f"{d}/summary.json", files.bn_modes(d))
+    ]
+
+
+def bn_mode_values(dirs: list[str], mode: str, key: str) -> list[float]:
+    """One quantity of each completed run in one batch-norm mode (a diverged run has none)."""
+    values = [read_json(files.bn_modes(d))["modes"][mode].get(key) for d in dirs]
+    return [float(v) for v in values if v is not None]
+
+
 def hessian_inputs(plan: dict) -> list[str]:
     eps = settings(plan)["sharpness"]["figure_eps"]
     out = []
