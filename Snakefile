@@ -1,6 +1,8 @@
 # lbgap: large-batch training and the generalization gap, reproduced end to end.
 # A table of contents: configuration, the stages' rule files, and the targets.
 
+import time
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -53,6 +55,9 @@ rule smith2018:
 
 
 onstart:
+    from lbgap import slurm_status  # a SLURM run that could not see its jobs stops here
+
+    slurm_status.check(workflow)
     RUN_STARTED.append(time.monotonic())
     print(f"lbgap: scale={config['scale']}, {plural(len(RUNS), 'training run')} in the matrix")
 
@@ -65,9 +70,10 @@ onsuccess:
             lbgap_summary.text(
                 rules.claims.output.csv,
                 rules.provenance.output.csv,
-                os.path.relpath(rules.index.output[0], LAUNCH_DIR),
-                os.path.relpath(REPORT_HTML, LAUNCH_DIR),
+                rules.index.output[0],
+                REPORT_HTML,
                 time.monotonic() - RUN_STARTED[0] if RUN_STARTED else None,
                 report_pending="--report-after-run" in sys.argv,
+                shown_from=LAUNCH_DIR,
             )
         )

@@ -111,7 +111,7 @@ def test_cpu_job_is_one_task_with_all_threads():
     res = {"threads": 1, "gpus": 0, "tasks": 2, "nodes": 1, "mem_mb": 2000, "runtime": 30}
     job = launch.job_resources(res)
     assert job == {
-        "mpi": None, "gpu": 0, "gres": "", "nodes": 1, "tasks": 1, "tasks_per_gpu": 0,
+        "mpi": 0, "gpu": 0, "gres": "", "nodes": 1, "tasks": 1, "tasks_per_gpu": 0,
         "cpus_per_task": 2, "mem_mb": 2000, "runtime": 30,
     }  # fmt: skip
 
@@ -125,7 +125,8 @@ def test_gpu_jobs_on_one_and_several_nodes():
         {"threads": 8, "gpus": 8, "tasks": 8, "nodes": 4, "mem_mb": 64000, "runtime": 1440}
     )
     assert (four["gpu"], four["gres"], four["tasks"], four["nodes"]) == (0, "gpu:8", 4, 4)
-    assert one["mpi"] is None and four["mpi"]  # several nodes: srun from the batch script
+    # The key, not its value, makes the plugin run the command in the batch script, not in srun.
+    assert one["mpi"] == 0 and four["mpi"] == "srun"
 
 
 def test_plugin_builds_the_intended_sbatch_call():

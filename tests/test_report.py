@@ -23,6 +23,8 @@ import pytest
 import yaml
 from conftest import ROOT, run_snakemake, tiny_config, write_config
 
+from lbgap import summary as lbgap_summary
+
 pytestmark = pytest.mark.e2e
 
 REPORT = "reports/report.html"
@@ -45,10 +47,12 @@ def report_config(repo_config: dict) -> dict:
 def run(tmp_path_factory, repo_config) -> Path:
     workdir = tmp_path_factory.mktemp("report")
     write_config(workdir, report_config(repo_config))
-    out = run_snakemake(workdir, "--cores", "2", "reproduce_all")
+    # As `make reproduce`: the run, its summary, then the report, in one command.
+    out = run_snakemake(
+        workdir, "--cores", "2", "reproduce_all", "--report", REPORT, "--report-after-run"
+    )
     assert out.returncode == 0, out.stderr[-3000:]
-    out = run_snakemake(workdir, "--cores", "1", "reproduce_all", "--report", REPORT)
-    assert out.returncode == 0, out.stderr[-3000:]
+    (workdir / "reproduce.out").write_text(out.stdout)
     return workdir
 
 
@@ -202,3 +206,66 @@ def test_report_renders_the_claims_table_in_a_browser(run, tmp_path):
     out = headless(browser, tmp_path / "shot-profile", f"--screenshot={shot}", url)
     assert out.returncode == 0 and shot.stat().st_size > 20_000, out.stderr.decode()[-2000:]
     print(f"screenshot: {shot}")
+
+
+def test_the_run_ends_with_a_summary_of_its_files(run):
+    """Verdict counts as in claims.csv, the compute of provenance.csv, where to look."""
+    printed = (run / "reproduce.out").read_text()
+    assert printed.count("lbgap: run finished") == 1
+    shown = printed[printed.index("lbgap: run finished") :].splitlines()
+    claims = pd.read_csv(run / "reports/tables/claims.csv")
+    assert shown[1] == lbgap_summary.verdict_line(claims)
+    prov = pd.read_csv(run / "reports/tables/provenance.csv")
+    assert lbgap_summary.compute_line(prov) in shown
+    assert {"Overview: reports/index.html", f"Report: {REPORT} (written next)"} <= set(shown)
+    assert any(line.startswith("This run's wall time: ") for line in shown)
+    again = run_snakemake(run, "--cores", "1", "reproduce_all", "--forcerun", "index", "-n")
+    assert again.returncode == 0 and "lbgap: run finished" not in again.stdout + again.stderr
+
+
+# The page measures itself once React has drawn it: which element is on top at points spread
+# over the claims table (the nav or the rule graph drawn over it shows up here), and whether
+# the table lies inside the window. The answer is written into the DOM that --dump-dom prints.
+LAYOUT_PROBE = """<script>
+setTimeout(() => {
+  const table = document.querySelector("#app .lbgap table");
+  const out = {found: !!table, width: innerWidth, covered: []};
+  if (table) {
+    const r = table.getBoundingClientRect();
+    Object.assign(out, {left: r.left, right: r.right, top: r.top});
+    const bottom = Math.min(r.bottom, innerHeight) - 2;
+    for (let i = 0; i <= 8; i++) for (let j = 0; j <= 4; j++) {
+      const x = r.left + 2 + (r.width - 4) * i / 8, y = r.top + 2 + (bottom - r.top - 2) * j / 4;
+      const hit = document.elementFromPoint(x, y);
+      if (!hit || !table.contains(hit)) out.covered.push([Math.round(x), Math.round(y),
+        hit ? hit.tagName + "." + hit.className : "outside the window"]);
+    }
+  }
+  const pre = document.createElement("pre");
+  pre.id = "lbgap-layout";
+  pre.textContent = JSON.stringify(out);
+  document.body.append(pre);
+}, 2000);
+</script>"""
+
+
+@pytest.mark.parametrize("width", [1280, 1400, 1920])
+def test_report_claims_table_is_not_covered_in_a_browser(run, tmp_path, width):
+    """At common screen widths, the claims table is in the window and nothing is drawn over it."""
+    browser = chromium()
+    page = tmp_path / "report.html"
+    text = (run / REPORT).read_text()
+    end = text.rindex("</body>")  # the page's own; embedded files hold theirs too
+    page.write_text(text[:end] + LAYOUT_PROBE + text[end:])
+    size = f"--window-size={width},1000"
+    dom = headless(browser, tmp_path / "profile", size, "--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr.decode()[-2000:]
+    found = re.search(r'<pre id="lbgap-layout">(.*?)</pre>', dom.stdout.decode())
+    assert found, "the page did not finish drawing"
+    layout = json.loads(html.unescape(found.group(1)))
+    assert layout["found"] and layout["width"] == width, layout
+    assert 0 <= layout["left"] and layout["right"] <= width and layout["top"] < 1000, layout
+    assert layout["covered"] == [], f"drawn over the claims table at {width} px: {layout}"
+    shot = run / f"reports/report_screenshot_{width}.png"
+    url = (run / REPORT).as_uri()
+    headless(browser, tmp_path / "shot-profile", size, f"--screenshot={shot}", url)

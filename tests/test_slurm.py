@@ -1,10 +1,12 @@
 """Cluster execution: the SLURM profile, its installer, and the workflow on a real SLURM cluster.
 
-The tests marked `slurm` start a throw-away single-node cluster (tests/slurm/cluster.py) and
-run the workflow at a tiny scale with the literal `snakemake --profile slurm reproduce_all` from
-a copy of the repository, the profile installed by `make slurm-profile` into a temporary
-configuration folder. They are skipped when no cluster can start here (not root, packages
-missing) unless LBGAP_REQUIRE_SLURM=1 (`make test-slurm`), which makes that a failure.
+The tests marked `slurm` start a throw-away single-node cluster with an accounting database
+(tests/slurm/cluster.py) and run the workflow at a tiny scale with the shipped profile exactly as
+a user would (`make slurm-profile`, then `snakemake --profile slurm ...`, no overrides) from a
+copy of the repository; one test starts a cluster without accounting, where the run must stop
+at once with one line naming the profile key to set. They are skipped when no cluster can start
+here (not root, packages missing) unless LBGAP_REQUIRE_SLURM=1 (`make test-slurm`), which makes
+that a failure.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ from slurm import cluster as slurm_cluster  # noqa: E402
 # The paper's tables, figures and analyses are local rules or beyond a test's minutes.
 RUNS = ("results/keskar2017/F1/SB/seed0", "results/keskar2017/F1/LB/seed0")
 TARGETS = [f"{run}/summary.json" for run in RUNS]
-PREEMPTED = RUNS[1]  # the run the test preempts mid-training
-TRAIN_LOG = "logs/train/keskar2017/F1/LB/seed0.log"
-# The test cluster's overrides: status from squeue (no accounting database), fast polling.
-POLLING = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
-           "--seconds-between-status-checks", "2"]  # fmt: skip
+PREEMPTED = RUNS[1]  # the run of the multi-node test's spec
+# Each run is signalled mid-training, one in each of SLURM's ways: the whole job (preemption,
+# `scancel --full`: the batch script and every step) and the job steps only (`--signal` before
+# a time limit, plain `scancel --signal`).
+SIGNALS = {"SB": ["--signal=TERM", "--full"], "LB": ["--signal=TERM"]}
+# Fast polling, for the tests beside the shipped profile's own run (not in it).
+POLLING = ["--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2"]
 
 
 # ---------------------------------------------------------------- the profiles, no cluster
@@ -109,16 +113,21 @@ def test_make_slurm_profile_keeps_an_existing_profile(tmp_path, where):
 
 
 # ---------------------------------------------------------------- a real cluster
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """A running single-node cluster, stopped (by process id) after the module's tests."""
+def start_cluster(workdir: Path, accounting: bool) -> slurm_cluster.Cluster:
     try:
-        slurm_cluster.check_machine()
-        started = slurm_cluster.start(tmp_path_factory.mktemp("cluster"))
+        slurm_cluster.check_machine(accounting)
+        return slurm_cluster.start(workdir, accounting=accounting)
     except slurm_cluster.ClusterUnavailable as why:
         if os.environ.get("LBGAP_REQUIRE_SLURM") == "1":
             pytest.fail(f"no SLURM test cluster: {why}")
         pytest.skip(f"no SLURM test cluster: {why}")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A running single-node cluster with accounting (`sacct` works), stopped (by process id)
+    after the module's tests."""
+    started = start_cluster(tmp_path_factory.mktemp("cluster"), accounting=True)
     yield started
     slurm_cluster.stop(started)
 
@@ -146,6 +155,7 @@ def copy_repo(dst: Path) -> Path:
 def tiny_config(config: dict) -> dict:
     """Keskar et al.'s paper only, one seed, 500 digits, 20 short epochs of F1, on CPU."""
     config["device"] = "cpu"
+    config["system_datasets"] = False  # the same data on every machine
     config["papers"] = {"keskar2017": config["papers"]["keskar2017"]}
     f1 = config["papers"]["keskar2017"]["experiments"]["F1"]
     f1["epochs"] = {**f1["epochs"], "quick": 20}
@@ -179,20 +189,27 @@ def snakemake(work: Path, env: dict, *args: str, timeout: int = 400) -> subproce
     return subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def preempt_when_training(work: Path, proc: subprocess.Popen) -> str | None:
-    """SIGTERM the LB run's job steps once it has trained an epoch, as SLURM does before a
-    time limit (the profile's --signal) or on preemption. Returns the job id signalled."""
-    log = work / TRAIN_LOG
-    while proc.poll() is None:
-        if log.exists() and "epoch 1/" in log.read_text():
+def train_log(variant: str) -> str:
+    return f"logs/train/keskar2017/F1/{variant}/seed0.log"
+
+
+def preempt_when_training(work: Path, proc: subprocess.Popen) -> dict[str, str]:
+    """SIGTERM each run's job once it has trained an epoch, in the way SIGNALS gives. Returns
+    the job id signalled per variant."""
+    signalled: dict[str, str] = {}
+    while proc.poll() is None and len(signalled) < len(SIGNALS):
+        for variant, how in SIGNALS.items():
+            log = work / train_log(variant)
+            if variant in signalled or not log.exists() or "epoch 1/" not in log.read_text():
+                continue
             jobs = subprocess.run(["squeue", "-h", "-o", "%i %k"], capture_output=True, text=True)
             for line in jobs.stdout.splitlines():
                 job_id, _, comment = line.partition(" ")
-                if "keskar2017_F1_LB_0" in comment:
-                    subprocess.run(["scancel", "--signal=TERM", job_id], check=True)
-                    return job_id
+                if f"keskar2017_F1_{variant}_0" in comment:
+                    subprocess.run(["scancel", *how, job_id], check=True)
+                    signalled[variant] = job_id
         time.sleep(0.1)
-    return None
+    return signalled
 
 
 @dataclass
@@ -201,19 +218,35 @@ class Runs:
     local: Path
     slurm_out: str
     local_out: str
-    preempted_job: str | None
+    preempted_jobs: dict[str, str]
     seconds: float
 
 
-def install_and_edit_profile(work: Path, env: dict) -> None:
-    """`make slurm-profile`, then the documented edit: the partition."""
+def install_profile(work: Path, env: dict) -> None:
+    """`make slurm-profile`, nothing edited: the test cluster's partition is its default."""
     cmd = ["make", "-s", "slurm-profile"]
     installed = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=60)
     assert installed.returncode == 0, installed.stdout + installed.stderr
-    profile = work / "profiles" / "slurm" / "config.yaml"
-    text = profile.read_text()
-    assert 'slurm_partition: ""' in text
-    profile.write_text(text.replace('slurm_partition: ""', "slurm_partition: lbgap"))
+
+
+@pytest.mark.slurm
+def test_without_accounting_the_run_stops_with_one_line(tmp_path):
+    """No accounting database: `sacct` fails, and the plugin would drop every job unseen and
+    wait forever. The run stops before submitting anything, naming the profile key to set."""
+    bare = start_cluster(tmp_path / "cluster", accounting=False)
+    try:
+        work = make_workdir(tmp_path / "repo")
+        env = env_for(tmp_path)
+        install_profile(work, env)
+        proc = snakemake(work, env, "--profile", "slurm", TARGETS[0], timeout=120)
+        proc.wait()
+    finally:
+        slurm_cluster.stop(bare)
+    out = (work / "snakemake.out").read_text()
+    assert proc.returncode not in (0, -9), out[-3000:]  # stopped, not killed by the timeout
+    lines = [line for line in out.splitlines() if "slurm-status-command: squeue" in line]
+    assert len(lines) == 1 and "sacct does not work" in lines[0], out[-3000:]
+    assert "SLURM jobid" not in out
 
 
 @pytest.fixture(scope="module")
@@ -222,13 +255,13 @@ def runs(cluster, tmp_path_factory) -> Runs:
     tmp = tmp_path_factory.mktemp("runs")
     slurm_dir, local_dir = make_workdir(tmp / "slurm"), make_workdir(tmp / "local")
     env = env_for(tmp)
-    install_and_edit_profile(slurm_dir, env)
+    install_profile(slurm_dir, env)
     start = time.monotonic()
-    small = ["--set-resources", "prepare_data:mem_mb=1000"]  # fits a small CI machine
-    on_slurm = snakemake(slurm_dir, env, "--profile", "slurm", *TARGETS, *POLLING, *small)
+    # The shipped profile as it is: no partition (the cluster's default), no overrides.
+    on_slurm = snakemake(slurm_dir, env, "--profile", "slurm", *TARGETS, timeout=900)
     local = snakemake(local_dir, env, "--profile", "profiles/local", *TARGETS)
     try:
-        job = preempt_when_training(slurm_dir, on_slurm)
+        jobs = preempt_when_training(slurm_dir, on_slurm)
         on_slurm.wait(), local.wait()
     finally:
         for proc in (on_slurm, local):
@@ -238,7 +271,7 @@ def runs(cluster, tmp_path_factory) -> Runs:
     slurm_out, local_out = ((d / "snakemake.out").read_text() for d in (slurm_dir, local_dir))
     assert on_slurm.returncode == 0, slurm_out[-5000:]
     assert local.returncode == 0, local_out[-5000:]
-    return Runs(slurm_dir, local_dir, slurm_out, local_out, job, seconds)
+    return Runs(slurm_dir, local_dir, slurm_out, local_out, jobs, seconds)
 
 
 def result_files(work: Path) -> list[Path]:
@@ -299,13 +332,19 @@ def test_every_training_job_has_a_benchmark(runs):
 
 
 @pytest.mark.slurm
-def test_preempted_job_resumed_from_its_checkpoint(runs):
-    assert runs.preempted_job, "the LB job finished before it could be signalled"
-    log = (runs.slurm / TRAIN_LOG).read_text()
-    assert "resumed from" in log, log[-3000:]
-    summary = json.loads((runs.slurm / PREEMPTED / "summary.json").read_text())
+@pytest.mark.parametrize("variant", list(SIGNALS))
+def test_preempted_job_resumed_from_its_checkpoint(runs, variant):
+    """Signalled either way, the run checkpoints; the retry appends to the same log and
+    resumes (no retrain from epoch 1)."""
+    assert variant in runs.preempted_jobs, f"the {variant} job finished before it was signalled"
+    log = (runs.slurm / train_log(variant)).read_text()
+    assert "signal 15: checkpointing" in log, log[-3000:]
+    assert "resumed from" in log.split("signal 15: checkpointing", 1)[1], log[-3000:]
+    assert "forcing job termination" not in log
+    run = runs.slurm / f"results/keskar2017/F1/{variant}/seed0"
+    summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs"] == 20
-    assert not (runs.slurm / PREEMPTED / "state.pt").exists()
+    assert not (run / "state.pt").exists()
 
 
 @pytest.mark.slurm
@@ -405,7 +444,7 @@ def test_part_of_the_rehearsal_runs_through_the_shipped_profile(cluster, tmp_pat
     the ImageNet stream on 2 gloo ranks (AlexNet), and a convolutional network's sharpness."""
     work = copy_repo(tmp_path / "repo")
     env = env_for(tmp_path)
-    install_and_edit_profile(work, env)
+    install_profile(work, env)
     targets = [
         "results/hoffer2017/AlexNet_8192/LB/seed0/summary.json",
         "results/keskar2017/C1/LB/seed0/sharpness_full_eps0.001.json",

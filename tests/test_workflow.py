@@ -72,3 +72,17 @@ def test_bad_config_stops_before_any_job(tmp_path, repo_config):
     assert out.returncode != 0
     assert "batch 501 is impossible with 500 training samples" in out.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_planning_never_imports_torch(tmp_path, repo_config, monkeypatch):
+    """Reading the Snakefile (every dry run, every job's start) must not pay torch's import: a
+    torch that refuses to import is first on the path, and the paper-scale plan still builds."""
+    fake = tmp_path / "no_torch" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('torch imported while planning')\n")
+    monkeypatch.setenv("PYTHONPATH", str(fake.parent))
+    write_config(tmp_path / "work", repo_config)
+    done = run_snakemake(tmp_path / "work", "-n", "reproduce_all",
+                         "--config", "scale=paper")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "torch imported while planning" not in done.stderr

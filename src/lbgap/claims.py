@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 from lbgap import htmlview, verdicts
-from lbgap.data import DATASETS
+from lbgap.datasets import DATASETS
 from lbgap.io import write_text
 from lbgap.tables import data_note
 from lbgap.verdicts import Rule, Side, Verdict, greater, less, within

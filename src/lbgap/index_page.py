@@ -41,9 +41,24 @@ def _by_stem(files: list[Path]) -> dict[str, list[Path]]:
     return grouped
 
 
-def paper_section(paper: str, title: str, files: list[Path], base: Path) -> str:
+def not_run_section(not_run: dict[str, dict[str, str]], base: Path) -> str:
+    """Figures no run of this scale feeds, in one table with why: drawn, they would be blank."""
+    rows = [
+        [paper, _link(Path(png), base, Path(png).stem), html.escape(why)]
+        for paper, figures in not_run.items()
+        for png, why in figures.items()
+    ]
+    if not rows:
+        return ""
+    head = "<h2>Figures not run at this scale</h2>"
+    return head + htmlview.table(["paper", "figure", "why"], rows, html_cells=[1, 2])
+
+
+def paper_section(
+    paper: str, title: str, files: list[Path], base: Path, not_run: frozenset[str] = frozenset()
+) -> str:
     tables = _by_stem([f for f in files if f.parent.name == "tables"])
-    figures = _by_stem([f for f in files if f.parent.name == "figures"])
+    figures = _by_stem([f for f in files if f.parent.name == "figures" and f.stem not in not_run])
     out = [f"<h2>{html.escape(title or paper)}</h2>"]
     if tables:
         rows = []
@@ -69,8 +84,10 @@ def build(
     claims_csv: Path,
     extra: list[Path],
     scale: str,
+    not_run: dict[str, dict[str, str]] | None = None,
 ) -> str:
     base = out.parent
+    not_run = not_run or {}
     table = pd.read_csv(claims_csv)
     parts = [
         f"<h1>lbgap results at scale <code>{html.escape(scale)}</code></h1>",
@@ -81,7 +98,10 @@ def build(
         "<h2>Claims and provenance files</h2>",
         "<p>" + " · ".join(_link(f, base) for f in [claims_csv, *extra]) + "</p>",
     ]
-    parts += [paper_section(p, titles.get(p, p), fs, base) for p, fs in products.items()]
+    for p, fs in products.items():
+        blank = frozenset(Path(f).stem for f in not_run.get(p, {}))
+        parts.append(paper_section(p, titles.get(p, p), fs, base, blank))
+    parts.append(not_run_section(not_run, base))
     return htmlview.page(f"lbgap results ({scale})", "\n".join(parts))
 
 
@@ -91,13 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", required=True)
     parser.add_argument("--claims", required=True, help="claims CSV")
     parser.add_argument("--extra", nargs="*", default=[], help="other files to link")
-    parser.add_argument("--products", required=True, help="JSON: paper -> {title, files}")
+    parser.add_argument(
+        "--products", required=True, help="JSON: paper -> {title, files, not_run: {png: why}}"
+    )
     args = parser.parse_args(argv)
     given = json.loads(args.products)
     products = {p: [Path(f) for f in v["files"]] for p, v in given.items()}
     titles = {p: v.get("title", p) for p, v in given.items()}
+    not_run = {p: v["not_run"] for p, v in given.items() if v.get("not_run")}
     extra = [Path(f) for f in args.extra]
-    page = build(Path(args.out), products, titles, Path(args.claims), extra, args.scale)
+    page = build(Path(args.out), products, titles, Path(args.claims), extra, args.scale, not_run)
     write_text(args.out, page)
     print(f"wrote {args.out}")
     return 0

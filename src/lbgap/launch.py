@@ -7,9 +7,13 @@ nodes x processes per node. The launcher replaces itself with torchrun (exec), s
 SLURM sends before a time limit reach torchrun, which passes them on to the training
 processes; those checkpoint and exit, and a rerun resumes.
 
-That `srun` must not run inside a job step that SLURM signals: srun answers SIGTERM by killing
-its tasks at once, before they can checkpoint. So multi-node jobs carry the `mpi` resource,
-with which the SLURM plugin runs the job's command in the batch script, not in a step.
+No srun may stand between SLURM's SIGTERM and the training processes: srun answers SIGTERM
+(which preemption and `scancel --full` send to every process of the job) by killing its tasks at
+once, before they can checkpoint. So every training job carries the `mpi` resource, with which
+the SLURM plugin runs the job's command in the batch script instead of in an `srun` step. On one
+node the launcher then starts a relay in a job step of its own (`--relay-to`): signals sent to
+job steps only (`--signal=TERM@180` before a time limit, `scancel --signal=TERM`) reach it and it
+passes them on to the training process.
 
 Environment read: SLURM_JOB_ID, SLURM_JOB_NODELIST, SLURM_JOB_NUM_NODES (set by SLURM; the
 plugin removes the last two, then they come from squeue), SLURM_STEP_ID (a warning if set on
@@ -23,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 
 SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"
@@ -36,13 +42,15 @@ def job_resources(res: dict) -> dict:
     One SLURM task per node, since torchrun starts the per-GPU (or per-CPU-share) processes
     itself: `tasks` = nodes, `cpus_per_task` = all the node's threads. GPUs are `gpu` (the
     plugin's `--gpus`) on one node and `gres` (`--gres=gpu:N`, per node) on several;
-    `tasks_per_gpu` 0 keeps the plugin from adding `--ntasks-per-gpu`. On several nodes `mpi`
-    makes the plugin run the command in the batch script, where the launcher's srun starts
-    the per-node torchruns (None: no such resource).
+    `tasks_per_gpu` 0 keeps the plugin from adding `--ntasks-per-gpu`. An `mpi` resource makes
+    the plugin's job step run the command in the batch script, not in an srun step that a
+    preemption's SIGTERM would kill unsaved; on several nodes the launcher's srun starts the
+    per-node torchruns there. On one node it is 0: the job step looks only for the key, while
+    sbatch would refuse an MPI job of one task.
     """
     per_node, nodes, gpus = res["tasks"], res["nodes"], res["gpus"]
     return {
-        "mpi": "srun" if nodes > 1 else None,
+        "mpi": "srun" if nodes > 1 else 0,
         "gpu": gpus if nodes == 1 else 0,
         "gres": f"gpu:{gpus}" if gpus and nodes > 1 else "",
         "nodes": nodes,
@@ -144,6 +152,45 @@ def command(args: argparse.Namespace, env: Mapping[str, str]) -> list[str]:
     return srun_command(nnodes, args.threads * args.nproc_per_node) + torchrun
 
 
+RELAYED = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT, signal.SIGHUP)
+
+
+def relay_command(pid: int) -> list[str]:
+    """A one-task step beside the batch script, sharing its CPU: the relay to `pid`."""
+    step = ["srun", "--overlap", "--quiet", "--nodes=1", "--ntasks=1", "--cpus-per-task=1"]
+    return [*step, "--mem=0", sys.executable, "-m", "lbgap.launch", "--relay-to", str(pid)]
+
+
+def relay(pid: int, poll_s: float = 0.5) -> int:
+    """Pass the signals this job step gets on to `pid` (on this node) until it ends."""
+
+    def forward(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in RELAYED:
+        signal.signal(sig, forward)
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return 0
+        time.sleep(poll_s)
+
+
+def start_relay(args: argparse.Namespace, env: Mapping[str, str]) -> None:
+    """In a one-node SLURM job, outside any step: start the relay to this process (which is
+    about to become the training process)."""
+    if args.nodes != 1 or "SLURM_JOB_ID" not in env or "SLURM_STEP_ID" in env:
+        return
+    try:
+        subprocess.Popen(relay_command(os.getpid()), env=dict(env), stdin=subprocess.DEVNULL)
+    except OSError as err:  # no srun here: only a time limit's warning is lost
+        print(f"launch: no signal relay ({err})", flush=True)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Launch lbgap.train under torchrun.")
     parser.add_argument("--nproc-per-node", type=int, default=1, help="processes per node")
@@ -155,6 +202,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="auto",
         help="auto: c10d with srun on several nodes, standalone on one",
     )
+    parser.add_argument("--relay-to", type=int, help=argparse.SUPPRESS)
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then lbgap.train's")
     args = parser.parse_args(argv)
     if args.train_args[:1] == ["--"]:
@@ -164,6 +212,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.relay_to:
+        return relay(args.relay_to)
     env = {
         **os.environ,
         "OMP_NUM_THREADS": str(args.threads),
@@ -171,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     cmd = command(args, env)
     print("launch:", " ".join(cmd[: cmd.index("lbgap.train") + 1]), "...", flush=True)
+    start_relay(args, env)
     os.execvpe(cmd[0], cmd, env)  # no return: torchrun (or srun) takes this process over
 
 

@@ -20,8 +20,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from lbgap.data import DATASET_TITLES, FOLDERS, dataset_info, present
-from lbgap.models import NO_BATCH_NORM
+from lbgap.datasets import DATASET_TITLES, FOLDERS, dataset_info, present
+from lbgap.networks import NO_BATCH_NORM
 from lbgap.schedules import Schedule, adapt_regime
 from lbgap.words import plural
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lbgap.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d
+from lbgap.networks import NO_BATCH_NORM  # noqa: F401 (re-exported)
 
 
 def _w(channels: int, width: float) -> int:
@@ -244,10 +245,6 @@ def _alexnet(classes: int, width: float, ghost: int | None) -> nn.Module:
     )
     return model
 
-
-# Networks without batch norm (torchvision's AlexNet): ghost_batch cannot change them. Known by
-# name, so that a plan can say so without building the network (tests check it against them).
-NO_BATCH_NORM = frozenset({"alexnet"})
 
 NETWORKS: dict[str, Callable[[int, float, int | None], nn.Module]] = {
     "F1": lambda k, w, g: fully_connected(784, 512, 5, k, w, g),

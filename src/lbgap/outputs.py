@@ -7,7 +7,7 @@ it does not run at this scale, so a table can show a row as "not run" instead of
 from __future__ import annotations
 
 from lbgap import matrix, papers
-from lbgap.data import DATASET_TITLES
+from lbgap.datasets import DATASET_TITLES
 
 
 def files(paper: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""The end of a `reproduce_all` in a few terminal lines: what was found, where to look, what it took.
+"""The end of a `reproduce_all` in a few lines: what was found, where to look, what it took.
 
 Everything shown is read from the pipeline's files: the verdicts and our numbers beside the
 paper's from reports/tables/claims.csv, the compute (wall, CPU and GPU hours summed from the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -44,10 +45,10 @@ def headlines(claims: pd.DataFrame) -> list[str]:
         lines.append(f"  {paper}" + (f" ({skipped} not run at this scale)" if skipped else ""))
         for rec in ran.to_dict("records"):
             ours = f"{rec['a']} {_num(rec['a_mean'])} vs {rec['b']} {_num(rec['b_mean'])}"
-            paper_pair = f"{_num(rec.get('a_paper_mean'))} vs {_num(rec.get('b_paper_mean'))}"
-            lines.append(
-                f"    {rec['claim']} {rec['case']}: {ours} (paper {paper_pair}): {rec['verdict']}"
-            )
+            quoted = [_num(rec.get(f"{side}_paper_mean")) for side in ("a", "b")]
+            if quoted != ["-", "-"]:
+                ours += f" (paper {quoted[0]} vs {quoted[1]})"
+            lines.append(f"    {rec['claim']} {rec['case']}: {ours}: {rec['verdict']}")
     return lines
 
 
@@ -72,20 +73,24 @@ def text(
     report: str,
     wall_s: float | None = None,
     report_pending: bool = False,
+    shown_from: str | None = None,
 ) -> str:
-    """The summary; `report_pending`: Snakemake writes the report after this (--report-after-run)."""
+    """The summary. `report_pending`: Snakemake writes the report after this (its
+    --report-after-run); `shown_from`: the folder the paths are shown relative to (where the
+    run was started, when the scale has a workdir of its own)."""
     claims = pd.read_csv(claims_csv)
     lines = ["", "lbgap: run finished", verdict_line(claims), *headlines(claims)]
     lines.append(compute_line(pd.read_csv(provenance_csv)))
     if wall_s is not None:
         lines.append(f"This run's wall time: {duration(wall_s)}")
-    lines.append(f"Overview: {index}")
+    shown = {p: os.path.relpath(p, shown_from) if shown_from else p for p in (index, report)}
+    lines.append(f"Overview: {shown[index]}")
     if report_pending:
-        lines.append(f"Report: {report} (written next)")
+        lines.append(f"Report: {shown[report]} (written next)")
     elif Path(report).exists():
-        lines.append(f"Report: {report}")
+        lines.append(f"Report: {shown[report]}")
     else:
-        lines.append(f"Report: {report} not built; make report, or add --report {report}")
+        lines.append(f"Report: {shown[report]} not built: make report")
     return "\n".join(lines) + "\n"
 
 

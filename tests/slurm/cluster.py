@@ -2,11 +2,13 @@
 
 Debian's packages (munge, slurmctld, slurmd, slurm-client) run here without systemd or cgroups:
 munged, slurmctld and slurmd start in the foreground as children we keep the process ids of,
-on 127.0.0.1, with state and logs in one scratch folder. Stopping cancels the jobs, then ends
-exactly those processes. Nothing else on the machine is touched, except `/etc/slurm/slurm.conf`,
-which SLURM's clients only read from there (a file we did not write is never replaced).
+on 127.0.0.1, with state and logs in one scratch folder. With `accounting=True` a MariaDB server
+(its database in the scratch folder) and slurmdbd start too, so that `sacct` works as on most
+sites (Debian's slurmdbd, mariadb-server). Stopping cancels the jobs, then ends exactly those
+processes. Nothing else on the machine is touched, except `/etc/slurm/slurm.conf` (and
+`slurmdbd.conf`), which SLURM only reads from there (a file we did not write is never replaced).
 
-    python tests/slurm/cluster.py start DIR   # prints the partition; `stop` ends it
+    python tests/slurm/cluster.py start DIR [--accounting]   # prints the partition
     python tests/slurm/cluster.py stop
 """
 
@@ -26,8 +28,11 @@ from pathlib import Path
 CONF = Path("/etc/slurm/slurm.conf")
 MARKER = "# lbgap test cluster, state in "
 PARTITION = "lbgap"
+DBD_CONF = Path("/etc/slurm/slurmdbd.conf")
 PORTS = (6817, 6818)
+DB_PORTS = (6819, 3306)  # slurmdbd, MariaDB
 TOOLS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scancel", "scontrol")
+DB_TOOLS = ("slurmdbd", "sacct", "mariadbd", "mariadb-install-db")
 
 
 class ClusterUnavailable(RuntimeError):
@@ -41,6 +46,7 @@ class Cluster:
     node: str
     cpus: int
     pids: dict[str, int]
+    accounting: bool = False
 
     def save(self) -> None:
         data = {**asdict(self), "workdir": str(self.workdir)}
@@ -53,7 +59,7 @@ class Cluster:
 
 
 # ---------------------------------------------------------------- checks
-def check_machine() -> None:
+def check_machine(accounting: bool = False) -> None:
     """Say why no cluster can start here, before touching anything."""
     if os.geteuid() != 0:
         raise ClusterUnavailable("the test cluster needs root (slurmd runs jobs as any user)")
@@ -62,9 +68,15 @@ def check_machine() -> None:
         raise ClusterUnavailable(
             f"missing {', '.join(missing)}: apt-get install munge slurmctld slurmd slurm-client"
         )
-    if CONF.exists() and not CONF.read_text().startswith(MARKER):
-        raise ClusterUnavailable(f"{CONF} belongs to a real SLURM set-up; not replacing it")
-    for port in PORTS:
+    db_missing = [t for t in DB_TOOLS if accounting and shutil.which(t) is None]
+    if db_missing:
+        raise ClusterUnavailable(
+            f"missing {', '.join(db_missing)}: apt-get install slurmdbd mariadb-server"
+        )
+    for conf in (CONF, DBD_CONF):
+        if conf.exists() and not conf.read_text().startswith(MARKER):
+            raise ClusterUnavailable(f"{conf} belongs to a real SLURM set-up; not replacing it")
+    for port in PORTS + (DB_PORTS if accounting else ()):
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -83,8 +95,14 @@ def node_line() -> tuple[str, int, str]:
     return name, int(fields["CPUs"]), f"NodeName={name} NodeAddr=127.0.0.1 {line} State=UNKNOWN"
 
 
-def slurm_conf(workdir: Path, node: str, node_desc: str) -> str:
-    """No cgroups, no accounting database; jobs stay visible to squeue for 10 minutes."""
+def slurm_conf(workdir: Path, node: str, node_desc: str, accounting: bool = False) -> str:
+    """No cgroups; accounting in slurmdbd or none; jobs stay visible to squeue for 10 minutes."""
+    storage = (
+        f"accounting_storage/slurmdbd\nAccountingStorageHost=127.0.0.1\n"
+        f"AccountingStoragePort={DB_PORTS[0]}"
+        if accounting
+        else "accounting_storage/none"
+    )
     return f"""{MARKER}{workdir}
 ClusterName=lbgaptest
 SlurmctldHost={node}(127.0.0.1)
@@ -105,7 +123,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1000
 EnforcePartLimits=ALL
-AccountingStorageType=accounting_storage/none
+AccountingStorageType={storage}
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 MpiDefault=none
@@ -117,6 +135,24 @@ ReturnToService=2
 MailProg=/bin/true
 {node_desc}
 PartitionName={PARTITION} Nodes={node} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def slurmdbd_conf(workdir: Path, node: str) -> str:
+    """slurmdbd on 127.0.0.1, its tables in our MariaDB (no passwords: grant tables skipped)."""
+    return f"""{MARKER}{workdir}
+AuthType=auth/munge
+DbdHost={node}
+DbdAddr=127.0.0.1
+DbdPort={DB_PORTS[0]}
+SlurmUser=root
+PidFile={workdir}/slurmdbd.pid
+LogFile={workdir}/slurmdbd.log
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort={DB_PORTS[1]}
+StorageUser=root
+StorageLoc=slurm_acct_db
 """
 
 
@@ -171,21 +207,64 @@ def node_idle() -> bool:
     return out.returncode == 0 and out.stdout.strip() == "idle"
 
 
-def start(workdir: Path) -> Cluster:
-    """Start munged (if none runs), slurmctld and slurmd; return once the node is idle."""
-    check_machine()
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def sacct_works() -> bool:
+    return subprocess.run(["sacct", "-X", "-n"], capture_output=True).returncode == 0
+
+
+def start_accounting(cluster: Cluster) -> None:
+    """MariaDB on 127.0.0.1 with its data in the scratch folder, then slurmdbd."""
+    workdir = cluster.workdir
+    db = workdir / "mariadb"
+    init = ["mariadb-install-db", "--no-defaults", f"--datadir={db}", "--user=root",
+            "--auth-root-authentication-method=normal", "--skip-test-db"]  # fmt: skip
+    with (workdir / "mariadb-install.out").open("w") as out:
+        subprocess.run(init, stdout=out, stderr=subprocess.STDOUT, check=True, timeout=120)
+    cluster.pids["mariadbd"] = daemon(
+        [
+            "mariadbd",
+            "--no-defaults",
+            f"--datadir={db}",
+            "--user=root",
+            "--skip-grant-tables",
+            "--bind-address=127.0.0.1",
+            f"--port={DB_PORTS[1]}",
+            f"--socket={workdir}/mysql.sock",
+            f"--pid-file={workdir}/mariadbd.pid",
+        ],  # fmt: skip
+        workdir / "mariadbd.out",
+    )
+    cluster.save()
+    wait_for(lambda: port_open(DB_PORTS[1]), 60, "MariaDB did not listen")
+    DBD_CONF.write_text(slurmdbd_conf(workdir, cluster.node))
+    DBD_CONF.chmod(0o600)
+    cluster.pids["slurmdbd"] = daemon(["slurmdbd", "-D"], workdir / "slurmdbd.out")
+    cluster.save()
+    wait_for(lambda: port_open(DB_PORTS[0]), 60, "slurmdbd did not listen")
+
+
+def start(workdir: Path, accounting: bool = False) -> Cluster:
+    """Start munged (if none runs), [MariaDB, slurmdbd,] slurmctld and slurmd; return once the
+    node is idle (and, with accounting, `sacct` answers)."""
+    check_machine(accounting)
     workdir = Path(workdir).resolve()
     for sub in ("state", "spool"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
     node, cpus, desc = node_line()
     CONF.parent.mkdir(parents=True, exist_ok=True)
-    CONF.write_text(slurm_conf(workdir, node, desc))
-    cluster = Cluster(workdir, PARTITION, node, cpus, {})
+    CONF.write_text(slurm_conf(workdir, node, desc, accounting))
+    cluster = Cluster(workdir, PARTITION, node, cpus, {}, accounting)
     try:
         munged = start_munged(workdir)
         if munged:
             cluster.pids["munged"] = munged
         cluster.save()
+        if accounting:
+            start_accounting(cluster)
         cluster.pids["slurmctld"] = daemon(
             ["slurmctld", "-D", "-c", "-i"], workdir / "slurmctld.out"
         )
@@ -193,6 +272,8 @@ def start(workdir: Path) -> Cluster:
         cluster.pids["slurmd"] = daemon(["slurmd", "-D"], workdir / "slurmd.out")
         cluster.save()
         wait_for(node_idle, 30, "the node did not become idle")
+        if accounting:
+            wait_for(sacct_works, 30, "sacct did not answer")
     except BaseException:
         stop(cluster)
         raise
@@ -247,14 +328,15 @@ def cancel_jobs() -> None:
 
 
 def stop(cluster: Cluster) -> None:
-    """End the jobs, then slurmd, slurmctld and our munged, each by its process id."""
+    """End the jobs, then slurmd, slurmctld, slurmdbd, MariaDB and our munged, by process id."""
     if "slurmctld" in cluster.pids and alive(cluster.pids["slurmctld"]):
         cancel_jobs()
-    for name in ("slurmd", "slurmctld", "munged"):
+    for name in ("slurmd", "slurmctld", "slurmdbd", "mariadbd", "munged"):
         if name in cluster.pids:
-            end_process(cluster.pids[name])
-    if CONF.exists() and CONF.read_text().startswith(f"{MARKER}{cluster.workdir}\n"):
-        CONF.unlink()
+            end_process(cluster.pids[name], seconds=30 if name == "mariadbd" else 10)
+    for conf in (CONF, DBD_CONF):
+        if conf.exists() and conf.read_text().startswith(f"{MARKER}{cluster.workdir}\n"):
+            conf.unlink()
 
 
 def recorded_workdir() -> Path | None:
@@ -267,8 +349,8 @@ def recorded_workdir() -> Path | None:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["start"] and len(argv) == 2:
-        cluster = start(Path(argv[1]))
+    if argv[:1] == ["start"] and len(argv) in (2, 3) and argv[2:] in ([], ["--accounting"]):
+        cluster = start(Path(argv[1]), accounting=argv[2:] == ["--accounting"])
         print(f"partition {cluster.partition} on {cluster.node}: {cluster.pids}")
         return 0
     if argv[:1] == ["stop"]:

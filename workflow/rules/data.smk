@@ -1,7 +1,7 @@
 # ---------------------------------------------------------------- datasets
 import re
 
-from lbgap.data import FOLDERS, STANDIN_FILE, prepared_mismatch
+from lbgap.datasets import FOLDERS, STANDIN_FILE, prepared_mismatch
 
 
 _DAMAGED_SAID = set()
@@ -39,7 +39,7 @@ rule standins:
     message:
         "Writing the stand-in of {params.dataset} (real on-disk layout, seeded)"
     conda:
-        "../../envs/data.yaml"
+        "../../envs/lbgap.yaml"
     params:
         root=config["data_root"],
         dataset=lambda wc: {f: d for d, f in FOLDERS.items()}[wc.folder],
@@ -60,7 +60,7 @@ rule prepare_data:
     message:
         "Preparing {wildcards.dataset} for scale {wildcards.scale}"
     conda:
-        "../../envs/data.yaml"
+        "../../envs/lbgap.yaml"
     params:
         state=prepared_state,
         root=config["data_root"],

@@ -32,7 +32,7 @@ rule literature_table:
     message:
         "Table literature_imagenet_records (quoted, not reproduced)"
     conda:
-        "../../envs/report.yaml"
+        "../../envs/lbgap.yaml"
     shell:
         "python -m lbgap.literature --reference {input.reference:q} --csv {output.csv} "
         "--md {output.md} > {log} 2>&1"

@@ -6,6 +6,7 @@ from snakemake import __version__ as SNAKEMAKE_VERSION
 
 from lbgap import claims as lbgap_claims
 from lbgap import papers as lbgap_papers
+from lbgap import summary as lbgap_summary
 
 OVERVIEW = "Claims and provenance"  # sorts before the papers' categories in the report menu
 PAPER_PATTERN = "|".join(PAPERS)  # {paper} is a paper of the config, never another table
@@ -67,6 +68,18 @@ def other_tables(wildcards=None):
     return list(globals().get("LITERATURE_OUTPUTS", []))
 
 
+def not_run_figures(paper):
+    """A paper's figures that no run of this scale feeds (PNG -> why), listed apart."""
+    plan = PLANS[paper]
+    skips = {n: e["skip"] for n, e in plan["experiments"].items() if e["skip"]}
+    found = {}
+    for product in lbgap_papers.products(paper):
+        if product.kind == "figure" and not product.inputs(plan):
+            why = [r for n, r in skips.items() if product.name.endswith(f"_{n}")]
+            found[product.files(paper)[0]] = (why or ["no run of this scale feeds it"])[0]
+    return found
+
+
 def index_products(wildcards):
     """Per paper (and 'other'): its title and files, as JSON for lbgap.index_page."""
     products = {
@@ -74,6 +87,7 @@ def index_products(wildcards):
             "title": config["papers"][paper].get("title", paper),
             "files": paper_outputs(paper)
             + [f for f in table_views() if f.startswith(f"reports/tables/{paper}_")],
+            "not_run": not_run_figures(paper),
         }
         for paper in PAPERS
     }
@@ -100,7 +114,7 @@ rule table:
     message:
         "Table {wildcards.paper}_{wildcards.name}"
     conda:
-        "../../envs/report.yaml"
+        "../../envs/lbgap.yaml"
     params:
         plan=paper_plan,
         what=product_caption,
@@ -126,7 +140,7 @@ rule table_view:
     message:
         "Table {wildcards.paper}_{wildcards.name} as HTML"
     conda:
-        "../../envs/report.yaml"
+        "../../envs/lbgap.yaml"
     params:
         what=product_caption,
     shell:
@@ -156,7 +170,7 @@ rule figure:
     message:
         "Figure {wildcards.paper}_{wildcards.name}"
     conda:
-        "../../envs/report.yaml"
+        "../../envs/lbgap.yaml"
     params:
         plan=paper_plan,
         what=product_caption,
@@ -189,7 +203,7 @@ rule claims:
     message:
         "Checking the papers' claims on our tables"
     conda:
-        "../../envs/report.yaml"
+        "../../envs/lbgap.yaml"
     params:
         plans=lambda wc: json.dumps(PLANS),
     shell:
@@ -228,7 +242,7 @@ rule provenance:
     message:
         "Recording provenance: code, config, software, hardware, data, compute"
     conda:
-        "../../envs/report.yaml"
+        "../../envs/lbgap.yaml"
     params:
         config=lambda wc: json.dumps(config, sort_keys=True, default=str),
         plans=lambda wc: json.dumps(PLANS),
@@ -255,7 +269,7 @@ rule index:
     message:
         "Writing reports/index.html"
     conda:
-        "../../envs/report.yaml"
+        "../../envs/lbgap.yaml"
     params:
         products=index_products,
         scale=config["scale"],

@@ -18,7 +18,7 @@ rule train:
     message:
         "Training {wildcards.paper} {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
     conda:
-        "../../envs/train.yaml"
+        "../../envs/lbgap.yaml"
     # params: what the run computes (a change reruns it). How it is looked after (threads,
     # checkpoint interval, retries, TensorBoard) comes as resources, so changing it reruns nothing.
     params:
@@ -43,8 +43,11 @@ rule train:
         checkpoint_minutes=str(config["checkpoint_minutes"]),
         tensorboard=int(config["tensorboard"]),
     # exec: SLURM's SIGTERM reaches torchrun and the training processes, not a waiting shell.
-    # >>: a retry appends to the log, after the signalled attempt's "checkpointing" line.
+    # Snakemake deletes {log} before a retry; a hard link to `.attempts` beside it (restarted
+    # with the run, kept while a state.pt says it resumes) keeps every attempt's lines in it.
     shell:
+        "if [ ! -e {params.out}/state.pt ]; then : > {log}.attempts; fi; "
+        "touch {log}.attempts && ln -f {log}.attempts {log} && "
         "exec python -m lbgap.launch --nproc-per-node {params.nproc} --nodes {resources.nodes} "
         "--threads {resources.threads_per_process} -- --spec {params.spec:q} --out {params.out} "
         "--checkpoint-minutes {resources.checkpoint_minutes} --tensorboard {resources.tensorboard} "

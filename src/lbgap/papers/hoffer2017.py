@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lbgap import figures
-from lbgap.models import NO_BATCH_NORM
+from lbgap.networks import NO_BATCH_NORM
 from lbgap.papers import Product, run_files
 from lbgap.papers.cells import (
     batch_of,
