@@ -15,7 +15,7 @@ import pytest
 import torch
 from test_data import write_cifar10
 from test_resume import assert_same_run, stop_after
-from test_train import make_spec
+from test_train import make_spec, spec_file
 
 from lbgap import train
 from lbgap.acceleration import Acceleration, compile_mode
@@ -186,7 +186,15 @@ def test_failed_compilation_is_a_one_line_error(tmp_path, prepared_mnist):
     """No working C++ compiler for torch.compile on a CPU: say so, and how to turn it off."""
     spec = make_spec(prepared_mnist, epochs=1, compile=True)
     env = {**os.environ, "CXX": "/bin/false", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "lbgap.train", "--spec", json.dumps(spec), "--out", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lbgap.train",
+        "--spec",
+        spec_file(tmp_path / "spec", spec),
+        "--out",
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

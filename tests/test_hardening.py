@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import run_snakemake, tiny_config, write_config
 from test_resume import assert_same_run, make_spec
+from test_train import spec_file
 
 from lbgap import data, io, matrix, runs, train
 
@@ -54,7 +55,7 @@ def test_train_says_damaged_files_in_one_line(tmp_path, prepared_mnist, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     spec = make_spec(prepared_mnist, init_checkpoint=str(bad))
-    argv = ["--spec", __import__("json").dumps(spec), "--out", str(tmp_path / "run")]
+    argv = ["--spec", spec_file(tmp_path, spec), "--out", str(tmp_path / "run")]
     assert train.main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and str(bad) in err and "\n" not in err
@@ -125,7 +126,7 @@ def test_checkpoint_minutes_reaches_the_run_from_the_command_line(tmp_path, prep
 
     spec = make_spec(prepared_mnist)
     spec["schedule"]["epochs"] = 1
-    argv = ["--spec", __import__("json").dumps(spec), "--out", str(tmp_path)]
+    argv = ["--spec", spec_file(tmp_path, spec), "--out", str(tmp_path)]
     with pytest.MonkeyPatch.context() as m:
         m.setattr(train.Trainer, "__init__", spy)
         assert train.main([*argv, "--checkpoint-minutes", "2.5"]) == 0

@@ -1,15 +1,14 @@
+"""The parametric line's math (lbgap.interpolation): mixed weights, re-estimated BN statistics."""
+
 import copy
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lbgap.ghost_bn import GhostBatchNorm1d
-from lbgap.interpolation import default_alphas, interpolate, recompute_bn_stats
-
-COLUMNS = ["alpha", "train_loss", "train_acc", "test_loss", "test_acc"]
+from lbgap.interpolation import default_alphas, interpolated_state, recompute_bn_stats
 
 
 def make_data(seed: int = 0, n_train: int = 60, n_test: int = 30) -> dict:
@@ -34,24 +33,6 @@ def mlp(seed: int, bn: nn.Module | None = None) -> nn.Module:
     return model
 
 
-def direct_metrics(model: nn.Module, data: dict) -> dict:
-    """Reference metrics: one plain eval-mode forward pass per split."""
-    model.eval()
-    out = {}
-    with torch.no_grad():
-        for split in ("train", "test"):
-            logits = model(data[f"{split}_x"])
-            y = data[f"{split}_y"]
-            out[f"{split}_loss"] = F.cross_entropy(logits, y).item()
-            out[f"{split}_acc"] = 100.0 * (logits.argmax(1) == y).double().mean().item()
-    return out
-
-
-def assert_row(row, expected: dict) -> None:
-    for k, v in expected.items():
-        assert row[k] == pytest.approx(v, rel=1e-10, abs=1e-12), k
-
-
 def test_default_alphas_cover_the_papers_range():
     a = default_alphas()
     assert len(a) == 25 and a[0] == -1.0 and a[-1] == 2.0
@@ -59,44 +40,16 @@ def test_default_alphas_cover_the_papers_range():
     assert np.all(np.diff(a) > 0)
 
 
-@pytest.mark.parametrize("bn_mode", ["recompute", "interpolate"])
-def test_end_points_reproduce_each_model_without_bn(bn_mode):
-    model_a, model_b, data = mlp(0), mlp(1), make_data()
-    df = interpolate(model_a, model_b, data, [0.0, 1.0], bn_mode=bn_mode, chunk_size=16)
-    assert list(df.columns) == COLUMNS
-    assert_row(df.iloc[0], direct_metrics(model_a, data))
-    assert_row(df.iloc[1], direct_metrics(model_b, data))
-
-
-def test_interior_and_extrapolated_points_mix_the_weights():
-    model_a, model_b, data = mlp(0), mlp(1), make_data()
+def test_interpolated_state_mixes_parameters_and_keeps_the_first_runs_buffers():
+    model_a, model_b = mlp(0, nn.BatchNorm1d(8)), mlp(1, nn.BatchNorm1d(8))
+    sa, sb = model_a.state_dict(), model_b.state_dict()
+    names = {k for k, _ in model_a.named_parameters()}
     for alpha in (0.25, -1.0, 2.0):
-        mixed = copy.deepcopy(model_a)
-        with torch.no_grad():
-            triples = zip(
-                mixed.parameters(), model_a.parameters(), model_b.parameters(), strict=True
-            )
-            for pm, pa, pb in triples:
-                pm.copy_((1 - alpha) * pa + alpha * pb)
-        df = interpolate(model_a, model_b, data, [alpha], chunk_size=16)
-        assert_row(df.iloc[0], direct_metrics(mixed, data))
-
-
-def test_inputs_are_not_modified():
-    model_a, model_b, data = mlp(0, nn.BatchNorm1d(8)), mlp(1, nn.BatchNorm1d(8)), make_data()
-    before = [copy.deepcopy(m.state_dict()) for m in (model_a, model_b)]
-    interpolate(model_a, model_b, data, [0.5], chunk_size=16)
-    for m, sd in zip((model_a, model_b), before, strict=True):
-        for k, v in m.state_dict().items():
-            assert torch.equal(v, sd[k]), k
-    assert not model_a.training
-
-
-def test_interpolate_mode_end_points_keep_bn_buffers():
-    model_a, model_b, data = mlp(0, nn.BatchNorm1d(8)), mlp(1, nn.BatchNorm1d(8)), make_data()
-    df = interpolate(model_a, model_b, data, [0.0, 1.0], bn_mode="interpolate")
-    assert_row(df.iloc[0], direct_metrics(model_a, data))
-    assert_row(df.iloc[1], direct_metrics(model_b, data))
+        state = interpolated_state(sa, sb, alpha, names)
+        for k, v in state.items():
+            expected = (1 - alpha) * sa[k] + alpha * sb[k] if k in names else sa[k]
+            torch.testing.assert_close(v, expected, rtol=1e-12, atol=1e-12)
+            assert v.data_ptr() != sa[k].data_ptr(), k  # copies: the end points stay as they were
 
 
 def full_data_bn_stats(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,26 +75,3 @@ def test_recompute_gives_full_training_data_bn_stats(bn):
     torch.testing.assert_close(ragged[1].running_mean, mean, rtol=1e-10, atol=1e-12)
     # and the variance between the chunks' means too, not only the average within a chunk
     torch.testing.assert_close(ragged[1].running_var, var, rtol=1e-10, atol=1e-12)
-
-
-def test_recompute_mode_evaluates_with_full_data_bn_stats():
-    model_a, model_b, data = mlp(0, nn.BatchNorm1d(8)), mlp(1, nn.BatchNorm1d(8)), make_data()
-    for alpha in (0.0, 0.5, 1.0):
-        mixed = copy.deepcopy(model_a)
-        sb = model_b.state_dict()
-        with torch.no_grad():
-            for name, p in mixed.named_parameters():
-                p.copy_((1 - alpha) * p + alpha * sb[name])
-            mean, var = full_data_bn_stats(mixed, data["train_x"])
-            mixed[1].running_mean.copy_(mean)
-            mixed[1].running_var.copy_(var)
-        df = interpolate(model_a, model_b, data, [alpha], bn_mode="recompute", chunk_size=1000)
-        assert_row(df.iloc[0], direct_metrics(mixed, data))
-
-
-def test_rejects_unknown_bn_mode_and_mismatched_models():
-    data = make_data()
-    with pytest.raises(ValueError, match="bn_mode"):
-        interpolate(mlp(0), mlp(1), data, [0.0], bn_mode="average")
-    with pytest.raises(ValueError):
-        interpolate(mlp(0), mlp(1, nn.BatchNorm1d(8)), data, [0.0])

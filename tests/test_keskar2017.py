@@ -321,8 +321,9 @@ def test_table_builds_through_the_command_line(quick_plan, tmp_path):
 
     plan, specs = quick_plan
     write_analyses(plan, specs)
-    csv, md = tmp_path / "t3.csv", tmp_path / "t3.md"
-    assert tables.main(["--paper", PAPER, "--name", "table3", "--plan", json.dumps(plan),
+    csv, md, plan_file = tmp_path / "t3.csv", tmp_path / "t3.md", tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(plan))
+    assert tables.main(["--paper", PAPER, "--name", "table3", "--plan", str(plan_file),
                         "--csv", str(csv), "--md", str(md)]) == 0  # fmt: skip
     assert pd.read_csv(csv).set_index("experiment").loc["F1", "SB_phi_1e-3_n"] == 3
     text = md.read_text()

@@ -84,6 +84,30 @@ def test_parametric_in_batch_mode_uses_each_chunks_statistics(tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["running", "batch"])
+def test_parametric_interior_and_extrapolated_points_mix_the_weights(tmp_path, mode):
+    data = make_data()
+    sb = make_run(tmp_path / "SB" / "seed0", 0, bn_eval=mode)
+    lb = make_run(tmp_path / "LB" / "seed0", 1, bn_eval=mode)
+    line = analyses.parametric(str(sb), str(lb), 7, data, torch.device("cpu"))
+    (model_a, _), (model_b, _) = analyses.load_run(sb, "cpu"), analyses.load_run(lb, "cpu")
+    for alpha in (-1.0, 0.5, 2.0):
+        mixed, _ = analyses.load_run(sb, "cpu")
+        with torch.no_grad():
+            for p, pa, pb in zip(
+                mixed.parameters(), model_a.parameters(), model_b.parameters(), strict=True
+            ):
+                p.copy_((1 - alpha) * pa + alpha * pb)
+        if mode == "running":
+            interpolation.recompute_bn_stats(mixed, data["train_x"], 32)
+        row = line[line["alpha"] == alpha].iloc[0]
+        for split in ("train", "test"):
+            x, y = data[f"{split}_x"], data[f"{split}_y"]
+            loss, acc = evaluation.evaluate(mixed, x, y, 32, mode)
+            assert row[f"{split}_loss"] == pytest.approx(loss, rel=1e-5), (alpha, split)
+            assert row[f"{split}_acc"] == pytest.approx(acc), (alpha, split)
+
+
+@pytest.mark.parametrize("mode", ["running", "batch"])
 def test_sharpness_record_is_on_the_training_loss_in_the_runs_mode(tmp_path, mode):
     data = make_data()
     run = make_run(tmp_path / "SB" / "seed3", 3, bn_eval=mode)

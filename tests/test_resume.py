@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from test_train import spec_file
 
 from lbgap import train
 
@@ -115,7 +116,7 @@ def launch(
     closed terminal (SIGHUP) do, once a line containing `signal_after_line` shows.
     Two ranks under SLURM: tests/test_slurm.py."""
     cmd = [sys.executable, "-m", "lbgap.launch", "--",
-           "--spec", json.dumps(spec), "--out", str(out)]  # fmt: skip
+           "--spec", spec_file(out, spec), "--out", str(out)]  # fmt: skip
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
@@ -142,7 +143,7 @@ def test_signal_to_the_job_then_rerun_is_exact(tmp_path, prepared_mnist, sig):
     assert "checkpointing before exit" in out
     assert (cut / train.STATE_FILE).exists() and not (cut / "summary.json").exists()
     assert not list(cut.glob(".*.tmp")), "a half-written file was left behind"
-    rerun = [sys.executable, "-m", "lbgap.train", "--spec", json.dumps(spec), "--out", str(cut)]
+    rerun = [sys.executable, "-m", "lbgap.train", "--spec", spec_file(cut, spec), "--out", str(cut)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(rerun, capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0 and "resumed from" in out.stdout, out.stdout + out.stderr

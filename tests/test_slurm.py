@@ -31,6 +31,8 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).parent))
 from slurm import cluster as slurm_cluster  # noqa: E402
 
+from lbgap import slurm_status  # noqa: E402
+
 # The training runs of Keskar et al.'s F1 (and the data they need): what runs on the cluster.
 # The paper's tables, figures and analyses are local rules or beyond a test's minutes.
 RUNS = ("results/keskar2017/F1/SB/seed0", "results/keskar2017/F1/LB/seed0")
@@ -70,6 +72,34 @@ def test_workflow_profile_never_overrides_a_site_profile():
 def test_local_profile_runs_on_a_laptop():
     profile = load_profile("local")
     assert "executor" not in profile and profile["cores"] == "all"
+
+
+def fake_slurm(sacct_ok: bool, min_job_age: int):
+    """subprocess.run for sacct and `scontrol show config`, with or without accounting."""
+
+    def run(cmd, **_):
+        if cmd[0] == "sacct":
+            err = "" if sacct_ok else "sacct: error: Slurm accounting storage is disabled\n"
+            return subprocess.CompletedProcess(cmd, 0 if sacct_ok else 1, "", err)
+        out = f"MaxJobCount = 10000\nMinJobAge               = {min_job_age} sec\n"
+        return subprocess.CompletedProcess(cmd, 0, out, "")
+
+    return run
+
+
+def test_status_check_names_the_profile_key_when_sacct_fails():
+    line = slurm_status.problem(None, 40, fake_slurm(False, 300))  # the plugin's default: sacct
+    assert "slurm-status-command: squeue" in line and "accounting storage is disabled" in line
+    assert "\n" not in line
+    assert slurm_status.problem(None, 40, fake_slurm(True, 300)) is None
+    assert slurm_status.problem("squeue", 40, fake_slurm(False, 300)) is None
+
+
+def test_status_check_sees_the_plugin_go_back_to_sacct():
+    """With squeue but MinJobAge under 3 x the first check's delay the plugin uses sacct."""
+    line = slurm_status.problem("squeue", 40, fake_slurm(False, 60))
+    assert "slurm-init-seconds-before-status-checks: 20" in line
+    assert slurm_status.problem("squeue", 40, fake_slurm(True, 60)) is None
 
 
 # ---------------------------------------------------------------- make slurm-profile
@@ -219,7 +249,7 @@ class Runs:
     slurm_out: str
     local_out: str
     preempted_jobs: dict[str, str]
-    seconds: float
+    seconds: dict[str, float]  # wall seconds per side, both started together
 
 
 def install_profile(work: Path, env: dict) -> None:
@@ -262,12 +292,16 @@ def runs(cluster, tmp_path_factory) -> Runs:
     local = snakemake(local_dir, env, "--profile", "profiles/local", *TARGETS)
     try:
         jobs = preempt_when_training(slurm_dir, on_slurm)
-        on_slurm.wait(), local.wait()
+        seconds = {}
+        while len(seconds) < 2:
+            for side, proc in (("slurm", on_slurm), ("local", local)):
+                if side not in seconds and proc.poll() is not None:
+                    seconds[side] = time.monotonic() - start
+            time.sleep(0.2)
     finally:
         for proc in (on_slurm, local):
             if proc.poll() is None:
                 proc.kill()
-    seconds = time.monotonic() - start
     slurm_out, local_out = ((d / "snakemake.out").read_text() for d in (slurm_dir, local_dir))
     assert on_slurm.returncode == 0, slurm_out[-5000:]
     assert local.returncode == 0, local_out[-5000:]
@@ -308,7 +342,7 @@ def test_workflow_on_slurm_equals_local_run(runs):
             assert a.read_text() == b.read_text(), path
         elif path.suffix == ".pt":
             assert_same_weights(a, b)
-    print(f"SLURM and local runs, side by side: {runs.seconds:.0f} s")
+    print(f"SLURM run {runs.seconds['slurm']:.0f} s, local run {runs.seconds['local']:.0f} s")
 
 
 @pytest.mark.slurm

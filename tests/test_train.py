@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -32,9 +33,16 @@ def make_spec(data_path, **overrides) -> dict:
     return spec
 
 
+def spec_file(folder: Path, spec: dict) -> str:
+    """The spec as the workflow hands it to training: a spec.json in the run's folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spec.json").write_text(json.dumps(spec))
+    return str(folder / "spec.json")
+
+
 def run_torchrun(spec: dict, out, nproc: int) -> subprocess.CompletedProcess:
     cmd = [PYTHON, "-m", "lbgap.launch", "--nproc-per-node", str(nproc), "--",
-           "--spec", json.dumps(spec), "--out", str(out)]  # fmt: skip
+           "--spec", spec_file(Path(out), spec), "--out", str(out)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
 
@@ -120,7 +128,7 @@ def test_two_ranks_without_ghost_batch_norm_normalize_over_the_global_batch(
 def test_divergence_is_a_result_not_a_crash(tmp_path, prepared_mnist):
     spec = make_spec(prepared_mnist, optimizer={"name": "sgd", "lr": 1e12, "momentum": 0.9})
     spec["schedule"]["base_lr"] = 1e12
-    assert train.main(["--spec", json.dumps(spec), "--out", str(tmp_path)]) == 0
+    assert train.main(["--spec", spec_file(tmp_path, spec), "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "diverged"
     assert summary["epochs"] == 1  # stopped after the first epoch
@@ -128,7 +136,7 @@ def test_divergence_is_a_result_not_a_crash(tmp_path, prepared_mnist):
 
 def test_batch_not_divisible_by_micro_batch_is_a_clear_error(tmp_path, prepared_mnist, capsys):
     spec = make_spec(prepared_mnist, micro_batch=24)
-    assert train.main(["--spec", json.dumps(spec), "--out", str(tmp_path)]) == 2
+    assert train.main(["--spec", spec_file(tmp_path, spec), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "micro_batch 24" in err and len(err.strip().splitlines()) == 1
 
@@ -136,7 +144,7 @@ def test_batch_not_divisible_by_micro_batch_is_a_clear_error(tmp_path, prepared_
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")
 def test_cuda_without_gpu_is_a_clear_error(tmp_path, prepared_mnist, capsys):
     spec = make_spec(prepared_mnist, device="cuda")
-    assert train.main(["--spec", json.dumps(spec), "--out", str(tmp_path)]) == 2
+    assert train.main(["--spec", spec_file(tmp_path, spec), "--out", str(tmp_path)]) == 2
     assert "no GPU" in capsys.readouterr().err
     assert not (tmp_path / "summary.json").exists()
 
@@ -202,7 +210,7 @@ def test_each_epoch_is_written_as_it_ends(tmp_path, prepared_mnist, monkeypatch)
 
 
 def test_tensorboard_needs_its_package_or_writes_event_files(tmp_path, prepared_mnist, capsys):
-    spec = json.dumps(make_spec(prepared_mnist, epochs=1))
+    spec = spec_file(tmp_path, make_spec(prepared_mnist, epochs=1))
     rc = train.main(["--spec", spec, "--out", str(tmp_path), "--tensorboard", "1"])
     if live.tensorboard_missing():
         err = capsys.readouterr().err.strip()

@@ -287,7 +287,7 @@ def parametric(run_a: str, run_b: str, points: int, data, device) -> pd.DataFram
     rows = []
     done = progress.Progress(len(alphas))
     for alpha in alphas:
-        work.load_state_dict(interpolation.interpolated_state(sa, sb, alpha, names, False))
+        work.load_state_dict(interpolation.interpolated_state(sa, sb, alpha, names))
         if mode == "running":
             interpolation.recompute_bn_stats(work, data["train_x"], chunk)
         row = {"alpha": float(alpha)}

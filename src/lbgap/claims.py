@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lbgap import htmlview, verdicts
+from lbgap import htmlview, outputs, verdicts
 from lbgap.datasets import DATASETS
 from lbgap.io import write_text
 from lbgap.tables import data_note
@@ -612,13 +612,13 @@ def html(claims: pd.DataFrame, scale: str, note: str = "") -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check the papers' claims on our tables.")
-    parser.add_argument("--plans", required=True, help="JSON: paper -> plan (lbgap.outputs)")
+    parser.add_argument("--plans", nargs="*", default=[], help="the papers' plan.json")
     parser.add_argument("--tables", nargs="*", default=[], help="the tables' CSV files")
     parser.add_argument("--csv", required=True)
     parser.add_argument("--md", required=True)
     parser.add_argument("--html", required=True)
     args = parser.parse_args(argv)
-    plans = json.loads(args.plans)
+    plans = outputs.read_plans(args.plans)
     scale = next(iter(plans.values()))["scale"] if plans else "?"
     note = "".join(sorted({data_note(plan) for plan in plans.values()}))
     tables = {Path(t).name: pd.read_csv(t) for t in args.tables}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from lbgap import results  # noqa: E402
-from lbgap.io import atomic_write  # noqa: E402
+from lbgap.io import atomic_write, read_json  # noqa: E402
 from lbgap.papers import reference  # noqa: E402
 from lbgap.words import plural  # noqa: E402
 
@@ -121,13 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Draw one figure from finished runs.")
     parser.add_argument("--paper", required=True)
     parser.add_argument("--name", required=True)
-    parser.add_argument("--plan", required=True, help="the paper's plan as JSON text")
+    parser.add_argument("--plan", required=True, help="the paper's plan.json")
     parser.add_argument("--png", required=True)
     parser.add_argument("--pdf", required=True)
     args = parser.parse_args(argv)
     from lbgap.papers import product
 
-    plan = json.loads(args.plan)
+    plan = read_json(args.plan)
     fig = product(args.paper, args.name).build(plan)
     if plan.get("standins"):  # never to be read as a result
         fig.text(0.005, 0.005, "stand-in data: a rehearsal of the code", color="red", fontsize=7)

@@ -135,32 +135,3 @@ def hutchinson_trace(
         "n_samples": n_samples,
         "seed": seed,
     }
-
-
-def main(argv: list[str] | None = None) -> None:
-    from lbgap.runs import analysis_parser, load_for_analysis, write_analysis
-
-    parser = analysis_parser("Top Hessian eigenvalue and trace of a run")
-    parser.add_argument("--samples", type=int, default=100, help="Hutchinson samples")
-    parser.add_argument("--max-iter", type=int, default=100, help="Lanczos restarts")
-    parser.add_argument("--tol", type=float, default=1e-3)
-    args = parser.parse_args(argv)
-    model, data, device = load_for_analysis(args)
-    x, y = data["train_x"], data["train_y"]
-    t0 = time.perf_counter()
-    lam = top_eigenvalue(model, x, y, args.max_iter, args.tol, args.seed, args.chunk_size)
-    t1 = time.perf_counter()
-    trace = hutchinson_trace(model, x, y, args.samples, args.seed, args.chunk_size)
-    t2 = time.perf_counter()
-    result = {
-        "top_eigenvalue": lam,
-        **trace,
-        "n_params": sum(p.numel() for p in model.parameters()),
-        "eigen_time_s": t1 - t0,
-        "trace_time_s": t2 - t1,
-    }
-    write_analysis(args, device, result)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,33 +1,20 @@
-"""Keskar et al. (2017) parametric plots: loss and accuracy along (1 - a) x_SB + a x_LB.
+"""Keskar et al. (2017) parametric plots: the weights along (1 - a) x_SB + a x_LB.
 
-Batch norm makes the line ambiguous: running statistics are averages of activations, which are
-not linear in the weights, so the statistics of an interpolated network are not the
-interpolation of the end points' statistics. Two modes:
-
-* ``"recompute"`` (default): after interpolating the parameters, re-estimate the running
-  statistics on the training data (train-mode forward passes without gradients; each layer's
-  mean and variance over all its inputs), then evaluate in eval mode. At a = 0 and a = 1 this
-  gives the end points' weights with freshly estimated statistics.
-* ``"interpolate"``: interpolate the floating-point buffers too (cheap; exact at a = 0 and 1).
+The math of lbgap.analyses.parametric, which builds Figure 3. Batch norm makes the line
+ambiguous: running statistics are averages of activations, which are not linear in the weights,
+so the statistics of an interpolated network are not the interpolation of the end points'. With
+the run's `bn_eval` running they are re-estimated on the training data at every a
+(`recompute_bn_stats`); with `batch` each evaluation chunk normalizes itself.
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
-from collections.abc import Sequence
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from lbgap.sharpness import chunks
-
-BN_MODES = ("recompute", "interpolate")
 
 
 def default_alphas(n: int = 25) -> np.ndarray:
@@ -35,29 +22,17 @@ def default_alphas(n: int = 25) -> np.ndarray:
     return np.linspace(-1.0, 2.0, n)
 
 
-def _check_compatible(sa: dict[str, Tensor], sb: dict[str, Tensor]) -> None:
-    if sa.keys() != sb.keys():
-        raise ValueError("models have different state-dict keys")
-    for k in sa:
-        if sa[k].shape != sb[k].shape:
-            raise ValueError(
-                f"shape mismatch for {k}: {tuple(sa[k].shape)} vs {tuple(sb[k].shape)}"
-            )
-
-
 def interpolated_state(
     sa: dict[str, Tensor],
     sb: dict[str, Tensor],
     alpha: float,
     param_names: set[str],
-    with_buffers: bool,
 ) -> dict[str, Tensor]:
-    """(1 - a) sa + a sb for parameters (and float buffers if asked); other entries from sa."""
-    out = {}
-    for k, va in sa.items():
-        mix = k in param_names or (with_buffers and va.is_floating_point())
-        out[k] = torch.lerp(va, sb[k].to(va), alpha) if mix else va.clone()
-    return out
+    """(1 - a) sa + a sb for parameters; buffers (batch-norm statistics) from sa."""
+    return {
+        k: torch.lerp(va, sb[k].to(va), alpha) if k in param_names else va.clone()
+        for k, va in sa.items()
+    }
 
 
 def batch_norms(model: nn.Module) -> list[_BatchNorm]:
@@ -103,86 +78,3 @@ def recompute_bn_stats(model: nn.Module, inputs: Tensor, chunk_size: int = 4096)
         bn.running_mean.copy_(mean)
         bn.running_var.copy_(var.clamp_min(0.0))
     model.eval()
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, inputs: Tensor, targets: Tensor, chunk_size: int = 4096) -> dict:
-    """Mean cross-entropy and accuracy (%) over all inputs, in the model's current mode."""
-    loss = 0.0
-    correct = 0
-    for s in chunks(inputs.shape[0], chunk_size):
-        logits = model(inputs[s])
-        loss += F.cross_entropy(logits, targets[s], reduction="sum").item()
-        correct += (logits.argmax(dim=1) == targets[s]).sum().item()
-    n = inputs.shape[0]
-    return {"loss": loss / n, "acc": 100.0 * correct / n}
-
-
-def interpolate(
-    model_a: nn.Module,
-    model_b: nn.Module,
-    data: dict,
-    alphas: Sequence[float],
-    bn_mode: str = "recompute",
-    chunk_size: int = 4096,
-) -> pd.DataFrame:
-    """Train/test loss and accuracy (%) of (1 - a) model_a + a model_b for every a in `alphas`.
-
-    `data` holds "train_x", "train_y", "test_x", "test_y". Neither input model is modified; the
-    work happens on a deep copy of `model_a`.
-    """
-    if bn_mode not in BN_MODES:
-        raise ValueError(f"bn_mode must be one of {BN_MODES}, got {bn_mode!r}")
-    sa, sb = model_a.state_dict(), model_b.state_dict()
-    _check_compatible(sa, sb)
-    param_names = {k for k, _ in model_a.named_parameters()}
-    work = copy.deepcopy(model_a)
-    rows = []
-    for alpha in alphas:
-        state = interpolated_state(sa, sb, float(alpha), param_names, bn_mode == "interpolate")
-        work.load_state_dict(state)
-        if bn_mode == "recompute":
-            recompute_bn_stats(work, data["train_x"], chunk_size)
-        work.eval()
-        tr = evaluate(work, data["train_x"], data["train_y"], chunk_size)
-        te = evaluate(work, data["test_x"], data["test_y"], chunk_size)
-        rows.append(
-            {
-                "alpha": float(alpha),
-                "train_loss": tr["loss"],
-                "train_acc": tr["acc"],
-                "test_loss": te["loss"],
-                "test_acc": te["acc"],
-            }
-        )
-    return pd.DataFrame(rows, columns=["alpha", "train_loss", "train_acc", "test_loss", "test_acc"])
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Keskar SB-to-LB parametric plot data")
-    parser.add_argument("--run-a", type=Path, required=True, help="small-batch run (a = 0)")
-    parser.add_argument("--run-b", type=Path, required=True, help="large-batch run (a = 1)")
-    parser.add_argument("--data", type=Path, required=True, help="prepared data set")
-    parser.add_argument("--points", type=int, default=25)
-    parser.add_argument("--bn-mode", choices=BN_MODES, default="recompute")
-    parser.add_argument("--chunk-size", type=int, default=4096)
-    parser.add_argument("--device", type=torch.device, default=None)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-
-    from lbgap.data import load_prepared
-    from lbgap.io import write_text
-    from lbgap.runs import default_device, load_run
-
-    device = args.device or default_device()
-    model_a, _ = load_run(args.run_a, device)
-    model_b, _ = load_run(args.run_b, device)
-    data = load_prepared(args.data, device)
-    df = interpolate(
-        model_a, model_b, data, default_alphas(args.points), args.bn_mode, args.chunk_size
-    )
-    write_text(args.out, df.to_csv(index=False))
-
-
-if __name__ == "__main__":
-    main()

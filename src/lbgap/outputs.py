@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from lbgap import matrix, papers
 from lbgap.datasets import DATASET_TITLES
+from lbgap.io import read_json
 
 
 def files(paper: str) -> list[str]:
     return [f for p in papers.products(paper) for f in p.files(paper)]
+
+
+def read_plans(paths: list[str]) -> dict:
+    """paper -> plan from the plan files the workflow writes (results/<paper>/plan.json)."""
+    plans = [read_json(path) for path in paths]
+    return {plan["paper"]: plan for plan in plans}
 
 
 def inputs(plan: dict, name: str) -> list[str]:

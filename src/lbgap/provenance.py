@@ -26,8 +26,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from lbgap import htmlview, matrix
-from lbgap.io import write_text
+from lbgap import htmlview, matrix, outputs
+from lbgap.io import read_json, write_text
 from lbgap.words import plural
 
 PACKAGES = ("torch", "torchvision", "snakemake", "numpy", "scipy", "pandas", "matplotlib")
@@ -324,8 +324,8 @@ def markdown(prov: dict, config: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Record what produced the results.")
-    parser.add_argument("--config", required=True, help="the effective config as JSON text")
-    parser.add_argument("--plans", required=True, help="JSON: paper -> plan (lbgap.outputs)")
+    parser.add_argument("--config", required=True, help="the effective config (JSON file)")
+    parser.add_argument("--plans", nargs="*", default=[], help="the papers' plan.json")
     parser.add_argument("--configfiles", nargs="*", default=[])
     parser.add_argument("--repo", required=True, help="the workflow's source checkout")
     parser.add_argument("--manifests", nargs="*", default=[])
@@ -335,8 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--html", required=True)
     parser.add_argument("--config-out", required=True, help="the effective config as YAML")
     args = parser.parse_args(argv)
-    config = json.loads(args.config)
-    plans = json.loads(args.plans)
+    config = read_json(args.config)
+    plans = outputs.read_plans(args.plans)
     prov = collect(config, plans, args.configfiles, Path(args.repo), args.manifests, args.snakemake)
     md = markdown(prov, config)
     write_text(args.csv, flat(prov).to_csv(index=False))

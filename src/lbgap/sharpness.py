@@ -438,32 +438,3 @@ def sharpness(
     result["cpu_time_s"] = time.process_time() - c0
     result["seed"] = seed
     return result
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def main(argv: list[str] | None = None) -> None:
-    from lbgap.runs import analysis_parser, load_for_analysis, write_analysis
-
-    parser = analysis_parser("Keskar sharpness of a trained run")
-    parser.add_argument("--eps", type=float, default=1e-3)
-    parser.add_argument("--subspace-dim", type=int, default=None, help="omit for full space")
-    parser.add_argument("--max-iter", type=int, default=10)
-    args = parser.parse_args(argv)
-    model, data, device = load_for_analysis(args)
-    result = sharpness(
-        model,
-        data["train_x"],
-        data["train_y"],
-        eps=args.eps,
-        subspace_dim=args.subspace_dim,
-        max_iter=args.max_iter,
-        seed=args.seed,
-        chunk_size=args.chunk_size,
-    )
-    write_analysis(args, device, result)
-
-
-if __name__ == "__main__":
-    main()

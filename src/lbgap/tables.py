@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import pandas as pd
 
-from lbgap.io import write_text
+from lbgap.io import read_json, write_text
 
 STANDIN_NOTE = (
     "**Rehearsal on stand-in data** (lbgap.standins): these numbers check that every code path "
@@ -52,11 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build one table from finished runs.")
     parser.add_argument("--paper", required=True)
     parser.add_argument("--name", required=True)
-    parser.add_argument("--plan", required=True, help="the paper's plan as JSON text")
+    parser.add_argument("--plan", required=True, help="the paper's plan.json")
     parser.add_argument("--csv", required=True)
     parser.add_argument("--md", required=True)
     args = parser.parse_args(argv)
-    plan = json.loads(args.plan)
+    plan = read_json(args.plan)
     build = product(args.paper, args.name).build
     data, view = build(plan)
     title = (build.__doc__ or args.name).strip().splitlines()[0]

@@ -660,7 +660,7 @@ def run(spec: dict, out: Path, checkpoint_minutes: float = 10.0, tensorboard: bo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train one run of the experiment matrix.")
-    parser.add_argument("--spec", required=True, help="resolved run spec as JSON text")
+    parser.add_argument("--spec", type=Path, required=True, help="the run's spec.json")
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument(
         "--checkpoint-minutes", type=float, default=10.0, help="minutes between checkpoints"
@@ -669,7 +669,11 @@ def main(argv: list[str] | None = None) -> int:
         "--tensorboard", type=int, default=0, choices=(0, 1), help="1: TensorBoard event files"
     )
     args = parser.parse_args(argv)
-    spec = json.loads(args.spec)
+    try:
+        spec = json.loads(args.spec.read_text())
+    except (OSError, ValueError) as err:
+        print(f"error: cannot read the run spec {args.spec}: {err}", file=sys.stderr)
+        return 2
     try:
         result = run(spec, args.out, args.checkpoint_minutes, bool(args.tensorboard))
     except Preempted:

@@ -8,6 +8,7 @@ import sys
 from snakemake.utils import validate
 
 from lbgap import live, matrix, outputs
+from lbgap.io import write_text
 
 
 def checked(build):
@@ -56,6 +57,9 @@ localrules:
     provenance,
     index,
     standins,
+    spec_file,
+    plan_file,
+    effective_config,
 
 
 wildcard_constraints:
@@ -73,6 +77,21 @@ def spec_json(wildcards):
     if run not in SPECS:
         raise ValueError(f"{run.dir} is not in the matrix at scale={SCALE}")
     return json.dumps(SPECS[run], sort_keys=True)
+
+
+# Whole specs, plans and the config are written to files by these local rules and handed to the
+# jobs by path: on a command line a large matrix would pass Linux's 128 KB cap per argument.
+# A changed spec or plan rewrites its file (a params change), which reruns what reads it.
+rule spec_file:
+    wildcard_constraints:
+        experiment="[^/]+",
+        variant="[^/]+",
+    output:
+        "results/{paper}/{experiment}/{variant}/seed{seed}/spec.json",
+    params:
+        spec=spec_json,
+    run:
+        write_text(output[0], params.spec + "\n")
 
 
 def run_resources(wildcards):
@@ -95,6 +114,28 @@ PLANS = checked(lambda: {paper: outputs.plan(config, paper, SPECS) for paper in 
 def paper_plan(wildcards):
     """What a paper's tables and figures are built from (runs, rows not run), as JSON."""
     return json.dumps(PLANS[wildcards.paper])
+
+
+rule plan_file:
+    output:
+        "results/{paper}/plan.json",
+    params:
+        plan=paper_plan,
+    run:
+        write_text(output[0], params.plan + "\n")
+
+
+def plan_files(wildcards=None):
+    return [f"results/{paper}/plan.json" for paper in PAPERS]
+
+
+rule effective_config:
+    output:
+        "results/config.effective.json",
+    params:
+        config=lambda wc: json.dumps(config, sort_keys=True, default=str),
+    run:
+        write_text(output[0], params.config + "\n")
 
 
 def product_inputs(wildcards):

@@ -100,7 +100,8 @@ rule table:
     wildcard_constraints:
         paper=PAPER_PATTERN,
     input:
-        product_inputs,
+        products=product_inputs,
+        plan=rules.plan_file.output[0],
     output:
         csv=report(
             "reports/tables/{paper}_{name}.csv",
@@ -116,10 +117,9 @@ rule table:
     conda:
         "../../envs/lbgap.yaml"
     params:
-        plan=paper_plan,
         what=product_caption,
     shell:
-        "python -m lbgap.tables --paper {wildcards.paper} --name {wildcards.name} --plan {params.plan:q} "
+        "python -m lbgap.tables --paper {wildcards.paper} --name {wildcards.name} --plan {input.plan} "
         "--csv {output.csv} --md {output.md} > {log} 2>&1"
 
 
@@ -151,7 +151,8 @@ rule figure:
     wildcard_constraints:
         paper=PAPER_PATTERN,
     input:
-        product_inputs,
+        products=product_inputs,
+        plan=rules.plan_file.output[0],
     output:
         png=report(
             "reports/figures/{paper}_{name}.png",
@@ -172,10 +173,9 @@ rule figure:
     conda:
         "../../envs/lbgap.yaml"
     params:
-        plan=paper_plan,
         what=product_caption,
     shell:
-        "python -m lbgap.figures --paper {wildcards.paper} --name {wildcards.name} --plan {params.plan:q} "
+        "python -m lbgap.figures --paper {wildcards.paper} --name {wildcards.name} --plan {input.plan} "
         "--png {output.png} --pdf {output.pdf} > {log} 2>&1"
 
 
@@ -184,6 +184,7 @@ rule claims:
     input:
         tables=claim_tables,
         runs=claim_runs,
+        plans=plan_files,
     output:
         html=report(
             "reports/tables/claims.html",
@@ -204,10 +205,8 @@ rule claims:
         "Checking the papers' claims on our tables"
     conda:
         "../../envs/lbgap.yaml"
-    params:
-        plans=lambda wc: json.dumps(PLANS),
     shell:
-        "python -m lbgap.claims --plans {params.plans:q} --tables {input.tables} "
+        "python -m lbgap.claims --plans {input.plans} --tables {input.tables} "
         "--csv {output.csv} --md {output.md} --html {output.html} > {log} 2>&1"
 
 
@@ -217,6 +216,8 @@ rule provenance:
         manifests=data_manifests,
         products=[f for paper in PAPERS for f in paper_outputs(paper)],
         claims=rules.claims.output.csv,
+        config=rules.effective_config.output[0],
+        plans=plan_files,
     output:
         html=report(
             "reports/tables/provenance.html",
@@ -244,12 +245,10 @@ rule provenance:
     conda:
         "../../envs/lbgap.yaml"
     params:
-        config=lambda wc: json.dumps(config, sort_keys=True, default=str),
-        plans=lambda wc: json.dumps(PLANS),
         repo=workflow.basedir,
         snakemake=SNAKEMAKE_VERSION,
     shell:
-        "python -m lbgap.provenance --config {params.config:q} --plans {params.plans:q} "
+        "python -m lbgap.provenance --config {input.config} --plans {input.plans} "
         "--repo {params.repo:q} --snakemake {params.snakemake} --configfiles {input.configfiles:q} --manifests {input.manifests} "
         "--csv {output.csv} --md {output.md} --html {output.html} --config-out {output.config} "
         "> {log} 2>&1"

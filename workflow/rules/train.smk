@@ -4,6 +4,7 @@ from lbgap.launch import job_resources
 
 rule train:
     input:
+        spec=rules.spec_file.output[0],
         data=train_data,
         warm_source=warm_source,
     output:
@@ -19,10 +20,9 @@ rule train:
         "Training {wildcards.paper} {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
     conda:
         "../../envs/lbgap.yaml"
-    # params: what the run computes (a change reruns it). How it is looked after (threads,
+    # spec.json: what the run computes (a change reruns it). How it is looked after (threads,
     # checkpoint interval, retries, TensorBoard) comes as resources, so changing it reruns nothing.
     params:
-        spec=spec_json,
         out=lambda wc, output: os.path.dirname(output.summary),
         nproc=lambda wc: run_resources(wc)["tasks"],
     threads: lambda wc: run_resources(wc)["threads"] * run_resources(wc)["tasks"]
@@ -49,6 +49,6 @@ rule train:
         "if [ ! -e {params.out}/state.pt ]; then : > {log}.attempts; fi; "
         "touch {log}.attempts && ln -f {log}.attempts {log} && "
         "exec python -m lbgap.launch --nproc-per-node {params.nproc} --nodes {resources.nodes} "
-        "--threads {resources.threads_per_process} -- --spec {params.spec:q} --out {params.out} "
+        "--threads {resources.threads_per_process} -- --spec {input.spec} --out {params.out} "
         "--checkpoint-minutes {resources.checkpoint_minutes} --tensorboard {resources.tensorboard} "
         ">> {log} 2>&1"
