@@ -431,3 +431,17 @@ def test_the_papers_own_table2_is_not_under_trained():
         row = pd.Series(table_row(network, [97.0] * 3, [98.0] * 3, train_acc=tuple(acc)))
         assert claims.undertrained(KESKAR_GAP, row, None, network) is None, network
     assert min(acc) < 100  # the numbers were read
+
+
+def test_a_row_on_another_dataset_than_the_papers_says_so(tmp_path):
+    lb, sb = [88.0, 88.2, 88.1], [89.5, 89.7, 89.6]
+    plan = plan_of(
+        {"LB": write_runs(tmp_path, "F1", "LB", lb), "SB": write_runs(tmp_path, "F1", "SB", sb)}
+    )
+    row = table_row("F1", lb, sb)
+    (same,) = claims.evaluate(KESKAR_GAP, pd.DataFrame([row]), plan)
+    plan["experiments"]["F1"] |= {"dataset": "fashion_mnist", "paper_dataset": "mnist"}
+    (other,) = claims.evaluate(KESKAR_GAP, pd.DataFrame([row]), plan)
+    assert "the paper's numbers are on MNIST" in other["note"]
+    assert "paper's numbers are on" not in same["note"]
+    assert other["verdict"] == same["verdict"]  # a label, not a change of the judgement

@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 from lbgap import htmlview, outputs, verdicts
-from lbgap.datasets import DATASETS
+from lbgap.datasets import DATASET_TITLES, DATASETS
 from lbgap.io import write_text
 from lbgap.tables import data_note
 from lbgap.verdicts import Rule, Side, Verdict, greater, less, within
@@ -356,6 +356,13 @@ def _case_name(row: pd.Series, key: str, plan: dict | None) -> str:
     return f"{name} ({dataset})" if isinstance(dataset, str) else name
 
 
+def other_data(plan: dict | None, experiment: str) -> str | None:
+    """The paper's dataset where the row ran on another one (F1 on Fashion-MNIST at quick)."""
+    exp = (plan or {}).get("experiments", {}).get(experiment, {})
+    ours, theirs = exp.get("dataset"), exp.get("paper_dataset")
+    return DATASET_TITLES.get(theirs, theirs) if ours and theirs and ours != theirs else None
+
+
 def evaluate(claim: Claim, table: pd.DataFrame | None, plan: dict | None) -> list[dict]:
     """One record per table row: our and the paper's numbers, effect, p-value, verdict."""
     if table is None:
@@ -381,6 +388,8 @@ def evaluate(claim: Claim, table: pd.DataFrame | None, plan: dict | None) -> lis
             note = skip if isinstance(skip, str) and skip else f"no {labels} numbers in this row"
         else:
             note += _seed_notes(row, ((claim.a, read_a), (claim.b, read_b)))
+        if other := other_data(plan, experiment):
+            note = f"{note}; the paper's numbers are on {other}".lstrip("; ")
         if flag:  # the claim is about minima both reach: it cannot hold on this row
             verdict = Verdict.INCONCLUSIVE if verdict == Verdict.REPRODUCED else verdict
             note = f"{flag}: not a gap between minima both reach; {note}"

@@ -377,13 +377,18 @@ def dataset_note(config: dict, exp: dict) -> str:
     own = _at_scale(exp["dataset"], config, "dataset")
     ran = experiment_dataset(config, exp)
     notes = [fallback_note(config, own) + "."] if ran != own else []
-    papers = _at_scale(exp["dataset"], {**config, "scale": "paper"}, "dataset")
+    papers = paper_dataset(config, exp)
     if ran != papers:
         notes.append(
             f"Ran on {DATASET_TITLES[ran]}: the paper's columns are its "
             f"{DATASET_TITLES[papers]} numbers, for comparison."
         )
     return " ".join(notes)
+
+
+def paper_dataset(config: dict, exp: dict) -> str:
+    """The dataset of the experiment at the paper's scale: what its reference numbers are on."""
+    return _at_scale(exp["dataset"], {**config, "scale": "paper"}, "dataset")
 
 
 def experiment_dataset(config: dict, exp: dict) -> str:

@@ -41,6 +41,7 @@ def plan(config: dict, paper: str, specs: dict) -> dict:
             "label": exp.get("label", name).replace("{dataset}", DATASET_TITLES[dataset]),
             "network": exp["network"],
             "dataset": dataset,
+            "paper_dataset": matrix.paper_dataset(config, exp),
             "note": _note(config, exp),
             "skip": skipped.get(name),
             "variants": {},
