@@ -30,7 +30,8 @@ def tiny(config: dict) -> dict:
     paper = cfg["papers"][PAPER]
     paper["analysis"]["hessian"]["hutchinson_samples"] = {"quick": 4, "small": 4, "paper": 4}
     for exp in paper["experiments"].values():
-        exp["epochs"] = {**exp["epochs"], "quick": 3}
+        if "epochs" in exp:  # the others take their base's (base: F1)
+            exp["epochs"] = {**exp["epochs"], "quick": 3}
     paper["experiments"]["F1"]["save_epochs"] = {"quick": [1, 2], "small": [1], "paper": [1]}
     sweep = paper["experiments"]["F1_batch_sweep"]["variants"]
     for name in [n for n in sweep if n != "50pct"]:
