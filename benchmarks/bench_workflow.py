@@ -4,7 +4,7 @@ Default (fast, what `make bench` runs): `snakemake -n reproduce_all --config sca
 temporary folder (the repository's Snakefile, a copy of config.yaml), repeated; target < 10 s.
 `--reproduce` also runs what `make reproduce` runs after set-up
 (`snakemake --cores all reproduce_all --config scale=quick`) in a temporary copy of this
-checkout without any results, and reports its wall time (target <= 15 min on 2 cores) and each
+checkout without any results, and reports its wall time (target <= 20 min on 2 cores) and each
 rule's share, from the jobs' benchmark files (rules with a `benchmark:` directive) and from
 Snakemake's log (every rule, 1-s resolution). `--from-run DIR` reports the shares of a finished
 run in DIR instead (its results/**/benchmark.tsv and newest .snakemake/log).
@@ -30,7 +30,7 @@ import _common
 ROOT = _common.ROOT
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 DAG_TARGET_S = 10.0
-REPRODUCE_TARGET_S = 15 * 60.0
+REPRODUCE_TARGET_S = 20 * 60  # issue 15: the default reproduction in at most 20 minutes on 2 cores
 # Never copied into the throw-away clone: environments, caches and every output of a run.
 NOT_COPIED = (".venv", "results", "logs", ".snakemake", "data", ".pytest_cache", ".ruff_cache")
 
@@ -235,7 +235,7 @@ def bench_reproduce(cores: str, keep: Path | None) -> dict:
     print(
         f"quick reproduction: {t.wall / 60:.1f} min wall, {cpu / 60:.1f} CPU-min of all jobs "
         f"(/ {cores} cores = {cpu / cores / 60:.1f} min)  "
-        f"{'met' if t.wall <= REPRODUCE_TARGET_S else 'MISSED'} (target <= 15 min)",
+        f"{'met' if t.wall <= REPRODUCE_TARGET_S else 'MISSED'} (target <= 20 min)",
         flush=True,
     )
     shares = report_run(work)
