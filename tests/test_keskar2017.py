@@ -407,3 +407,17 @@ def test_convergence_figure_draws_every_start_against_the_iteration(quick_plan):
     paper = next(ln for ln in full.lines if ln.get_label().startswith("paper's"))
     assert list(paper.get_xdata()) == [10, 10]
     assert "needs cifar10" in texts(fig)
+
+
+def test_training_curves_say_which_data_the_papers_line_is_on(quick_plan):
+    plan, specs = quick_plan
+    write_analyses(plan, specs)
+    product = next(p for p in products(PAPER) if p.name == "training_curves")
+
+    def legend(plan: dict) -> list[str]:
+        fig = product.build(plan)
+        return [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().texts]
+
+    assert "SB, paper's final: 98.03" in legend(plan)
+    plan["experiments"]["F1"] |= {"dataset": "fashion_mnist", "paper_dataset": "mnist"}
+    assert "SB, paper's final (on MNIST): 98.03" in legend(plan)

@@ -16,6 +16,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from lbgap import results  # noqa: E402
+from lbgap.datasets import DATASET_TITLES  # noqa: E402
 from lbgap.io import atomic_write, read_json  # noqa: E402
 from lbgap.papers import reference  # noqa: E402
 from lbgap.words import plural  # noqa: E402
@@ -66,6 +67,12 @@ def panel_per_experiment(
     return finish(fig, axes[0], ran, title)
 
 
+def _on_other_data(exp: dict) -> str:
+    """ " (on MNIST)" where the run's dataset is not the one the paper's number is on."""
+    ours, theirs = exp.get("dataset"), exp.get("paper_dataset")
+    return f" (on {DATASET_TITLES[theirs]})" if ours and theirs and ours != theirs else ""
+
+
 def training_curves(plan: dict, reference_table: str | None = None) -> Figure:
     """Per experiment: train loss and test accuracy against epochs, one line per variant.
 
@@ -83,7 +90,7 @@ def training_curves(plan: dict, reference_table: str | None = None) -> Figure:
             color = _band(ax_acc, frame, "epoch", "test_acc", label)
             if reference_table:
                 value, _ = reference(plan["paper"], reference_table, name, f"test_{variant}")
-                paper_line(ax_acc, value, f"{variant}, paper's final", color)
+                paper_line(ax_acc, value, f"{variant}, paper's final{_on_other_data(exp)}", color)
         ax_loss.set(
             yscale="log",
             xlabel="epoch",
