@@ -159,3 +159,16 @@ def test_plugin_builds_the_intended_sbatch_call():
     cpu = Job({**res, "gpus": 0, "tasks": 2, "threads": 1})
     call = get_submit_command(cpu, params) + set_gres_string(cpu)
     assert "--ntasks=1" in call and "--cpus-per-task=2" in call and "gpu" not in call
+
+
+def test_the_signal_relay_is_only_for_a_process_that_becomes_training(monkeypatch):
+    """srun passes step signals on itself; a relay to it would send a second TERM, on which srun
+    forces the job's end before the checkpoint is written."""
+    started = []
+    monkeypatch.setattr(launch.subprocess, "Popen", lambda cmd, **kw: started.append(cmd))
+    env = {"SLURM_JOB_ID": "7"}
+    args = launch.parse_args(["--nodes", "1", "--", "--spec", "s.json"])
+    launch.start_relay(args, env, ["srun", "--overlap"])
+    assert started == []
+    launch.start_relay(args, env, [sys.executable, "-m", "lbgap.train"])
+    assert len(started) == 1 and "--relay-to" in started[0]

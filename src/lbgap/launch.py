@@ -180,10 +180,14 @@ def relay(pid: int, poll_s: float = 0.5) -> int:
         time.sleep(poll_s)
 
 
-def start_relay(args: argparse.Namespace, env: Mapping[str, str]) -> None:
+def start_relay(args: argparse.Namespace, env: Mapping[str, str], cmd: list[str]) -> None:
     """In a one-node SLURM job, outside any step: start the relay to this process (which is
-    about to become the training process)."""
+    about to become the training process). Not when it is about to become srun: srun already
+    passes step signals on, and a second TERM makes it force the job's end before the
+    checkpoint is written."""
     if args.nodes != 1 or "SLURM_JOB_ID" not in env or "SLURM_STEP_ID" in env:
+        return
+    if cmd[0] == "srun":
         return
     try:
         subprocess.Popen(relay_command(os.getpid()), env=dict(env), stdin=subprocess.DEVNULL)
@@ -221,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     cmd = command(args, env)
     print("launch:", " ".join(cmd[: cmd.index("lbgap.train") + 1]), "...", flush=True)
-    start_relay(args, env)
+    start_relay(args, env, cmd)
     os.execvpe(cmd[0], cmd, env)  # no return: torchrun (or srun) takes this process over
 
 
