@@ -149,3 +149,14 @@ def test_a_damaged_prepared_dataset_is_prepared_again(repo_config, tmp_path):
     assert healed.returncode == 0, healed.stderr[-3000:]
     assert "does not match the SHA-256" in healed.stderr and "preparing it again" in healed.stderr
     assert (tmp_path / prepared).read_bytes() == good
+
+
+def test_write_if_changed_keeps_an_unchanged_file_untouched(tmp_path):
+    """Specs and plans are inputs whose modification time must only move with their content."""
+    path = tmp_path / "spec.json"
+    assert io.write_if_changed(path, "{}\n") is True
+    os.utime(path, (1_000_000, 1_000_000))
+    assert io.write_if_changed(path, "{}\n") is False
+    assert path.stat().st_mtime == 1_000_000
+    assert io.write_if_changed(path, '{"epochs": 3}\n') is True
+    assert path.read_text() == '{"epochs": 3}\n' and path.stat().st_mtime > 1_000_000

@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 from conftest import run_snakemake, tiny_config, write_config
 
 TABLE = "reports/tables/keskar2017_table2.csv"
@@ -61,6 +62,25 @@ def test_rerun_does_nothing_and_one_file_rebuilds_alone(tiny_run):
     plan = run_snakemake(tiny_run, "--cores", "1", FIGURE, "-n", "--quiet", "rules")
     jobs = [ln.split()[0] for ln in plan.stdout.splitlines()[2:] if ln.strip()]
     assert "figure" in jobs and "train" not in jobs
+
+
+@pytest.mark.e2e
+def test_a_changed_spec_reruns_its_run_and_an_unchanged_one_nothing(tiny_run):
+    """Specs are written as the Snakefile is read, only when they change: a config change
+    reruns the runs it changes; going back to the finished config reruns nothing."""
+    spec = tiny_run / "results/keskar2017/F1/LB/seed0/spec.json"
+    before = spec.read_text()
+    overlay = tiny_run / "more_epochs.yaml"
+    f1 = {"F1": {"epochs": {"quick": 3}}}
+    overlay.write_text(yaml.safe_dump({"papers": {"keskar2017": {"experiments": f1}}}))
+    config = str(tiny_run / "config.yaml")
+    plan = run_snakemake(tiny_run, "-n", TABLE, "--configfile", config, str(overlay))
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    assert "Updated input files: results/keskar2017/F1/LB/seed0/spec.json" in plan.stdout
+    assert json.loads(spec.read_text())["schedule"]["epochs"] == 3
+    back = run_snakemake(tiny_run, "-n", TABLE)
+    assert spec.read_text() == before
+    assert "Nothing to be done" in back.stdout + back.stderr
 
 
 @pytest.mark.e2e

@@ -90,5 +90,21 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
+def write_if_changed(path: str | os.PathLike, text: str) -> bool:
+    """Write `text` unless the file already holds it; True if it was written.
+
+    An input file that only changes when its content does: its modification time then says
+    when what its readers compute last changed (Snakemake reruns them after that, not before).
+    """
+    path = Path(path)
+    try:
+        if path.read_text() == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    write_text(path, text)
+    return True
+
+
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())

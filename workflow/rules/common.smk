@@ -8,7 +8,7 @@ import sys
 from snakemake.utils import validate
 
 from lbgap import live, matrix, outputs
-from lbgap.io import write_text
+from lbgap.io import write_if_changed
 
 
 def checked(build):
@@ -57,9 +57,6 @@ localrules:
     provenance,
     index,
     standins,
-    spec_file,
-    plan_file,
-    effective_config,
 
 
 wildcard_constraints:
@@ -70,28 +67,6 @@ wildcard_constraints:
 
 def run_of(wildcards):
     return matrix.Run(wildcards.paper, wildcards.experiment, wildcards.variant, int(wildcards.seed))
-
-
-def spec_json(wildcards):
-    run = run_of(wildcards)
-    if run not in SPECS:
-        raise ValueError(f"{run.dir} is not in the matrix at scale={SCALE}")
-    return json.dumps(SPECS[run], sort_keys=True)
-
-
-# Whole specs, plans and the config are written to files by these local rules and handed to the
-# jobs by path: on a command line a large matrix would pass Linux's 128 KB cap per argument.
-# A changed spec or plan rewrites its file (a params change), which reruns what reads it.
-rule spec_file:
-    wildcard_constraints:
-        experiment="[^/]+",
-        variant="[^/]+",
-    output:
-        "results/{paper}/{experiment}/{variant}/seed{seed}/spec.json",
-    params:
-        spec=spec_json,
-    run:
-        write_text(output[0], params.spec + "\n")
 
 
 def run_resources(wildcards):
@@ -111,31 +86,39 @@ def warm_source(wildcards):
 PLANS = checked(lambda: {paper: outputs.plan(config, paper, SPECS) for paper in PAPERS})
 
 
+# Whole specs, plans and the config reach the jobs as files, by path (on a command line a large
+# matrix would pass Linux's 128 KB cap per argument). They are written here, as the Snakefile is
+# read, and only when their content changes: a file's modification time then says when what its
+# readers compute changed, and Snakemake reruns them (a local job per file cost seconds each).
+def spec_path(run):
+    return f"{run.dir}/spec.json"
+
+
+def plan_path(paper):
+    return f"results/{paper}/plan.json"
+
+
+EFFECTIVE_CONFIG = "results/config.effective.json"
+for _run, _spec in SPECS.items():
+    write_if_changed(spec_path(_run), json.dumps(_spec, sort_keys=True) + "\n")
+for _paper, _plan in PLANS.items():
+    write_if_changed(plan_path(_paper), json.dumps(_plan) + "\n")
+write_if_changed(EFFECTIVE_CONFIG, json.dumps(config, sort_keys=True, default=str) + "\n")
+
+
+def run_spec(wildcards):
+    run = run_of(wildcards)
+    if run not in SPECS:
+        raise ValueError(f"{run.dir} is not in the matrix at scale={SCALE}")
+    return spec_path(run)
+
+
 def paper_plan(wildcards):
-    """What a paper's tables and figures are built from (runs, rows not run), as JSON."""
-    return json.dumps(PLANS[wildcards.paper])
-
-
-rule plan_file:
-    output:
-        "results/{paper}/plan.json",
-    params:
-        plan=paper_plan,
-    run:
-        write_text(output[0], params.plan + "\n")
+    return plan_path(wildcards.paper)
 
 
 def plan_files(wildcards=None):
-    return [f"results/{paper}/plan.json" for paper in PAPERS]
-
-
-rule effective_config:
-    output:
-        "results/config.effective.json",
-    params:
-        config=lambda wc: json.dumps(config, sort_keys=True, default=str),
-    run:
-        write_text(output[0], params.config + "\n")
+    return [plan_path(paper) for paper in PAPERS]
 
 
 def product_inputs(wildcards):

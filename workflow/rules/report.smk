@@ -101,7 +101,7 @@ rule table:
         paper=PAPER_PATTERN,
     input:
         products=product_inputs,
-        plan=rules.plan_file.output[0],
+        plan=paper_plan,
     output:
         csv=report(
             "reports/tables/{paper}_{name}.csv",
@@ -152,7 +152,7 @@ rule figure:
         paper=PAPER_PATTERN,
     input:
         products=product_inputs,
-        plan=rules.plan_file.output[0],
+        plan=paper_plan,
     output:
         png=report(
             "reports/figures/{paper}_{name}.png",
@@ -216,7 +216,7 @@ rule provenance:
         manifests=data_manifests,
         products=[f for paper in PAPERS for f in paper_outputs(paper)],
         claims=rules.claims.output.csv,
-        config=rules.effective_config.output[0],
+        config=EFFECTIVE_CONFIG,
         plans=plan_files,
     output:
         html=report(

@@ -4,7 +4,7 @@ from lbgap.launch import job_resources
 
 rule train:
     input:
-        spec=rules.spec_file.output[0],
+        spec=run_spec,
         data=train_data,
         warm_source=warm_source,
     output:
