@@ -26,6 +26,10 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/literature.smk"
 
 
+# The overview page's list of products, a file like the specs and plans (common.smk).
+write_if_changed(INDEX_PRODUCTS, index_products() + "\n")
+
+
 rule reproduce_all:
     default_target: True
     input:

@@ -112,10 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--claims", required=True, help="claims CSV")
     parser.add_argument("--extra", nargs="*", default=[], help="other files to link")
     parser.add_argument(
-        "--products", required=True, help="JSON: paper -> {title, files, not_run: {png: why}}"
+        "--products",
+        required=True,
+        type=Path,
+        help="JSON file: paper -> {title, files, not_run: {png: why}}",
     )
     args = parser.parse_args(argv)
-    given = json.loads(args.products)
+    given = json.loads(args.products.read_text())
     products = {p: [Path(f) for f in v["files"]] for p, v in given.items()}
     titles = {p: v.get("title", p) for p, v in given.items()}
     not_run = {p: v["not_run"] for p, v in given.items() if v.get("not_run")}

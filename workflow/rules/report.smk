@@ -80,7 +80,10 @@ def not_run_figures(paper):
     return found
 
 
-def index_products(wildcards):
+INDEX_PRODUCTS = "results/index_products.json"  # written as the Snakefile is read (Snakefile)
+
+
+def index_products():
     """Per paper (and 'other'): its title and files, as JSON for lbgap.index_page."""
     products = {
         paper: {
@@ -261,6 +264,7 @@ rule index:
         other=other_tables,
         claims=rules.claims.output.csv,
         provenance=rules.provenance.output,
+        products_list=INDEX_PRODUCTS,
     output:
         "reports/index.html",
     log:
@@ -270,7 +274,6 @@ rule index:
     conda:
         "../../envs/lbgap.yaml"
     params:
-        products=index_products,
         scale=config["scale"],
         extra=[
             "reports/tables/claims.md",
@@ -279,5 +282,5 @@ rule index:
         ],
     shell:
         "python -m lbgap.index_page --out {output} --scale {params.scale} "
-        "--claims {input.claims} --extra {params.extra} --products {params.products:q} "
+        "--claims {input.claims} --extra {params.extra} --products {input.products_list} "
         "> {log} 2>&1"
