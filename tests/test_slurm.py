@@ -395,7 +395,7 @@ def test_job_asking_for_a_gpu_fails_with_slurms_message(cluster, runs, tmp_path)
     assert proc.returncode != 0
     assert "Invalid generic resource (gres) specification" in out, out[-3000:]
     # Only the inputs written as the Snakefile is read: specs, plans, the effective config.
-    read_inputs = {"spec.json", "plan.json", "config.effective.json"}
+    read_inputs = {"spec.json", "plan.json", "config.effective.json", "index_products.json"}
     assert [p for p in result_files(work) if p.name not in read_inputs] == []
 
 
