@@ -421,3 +421,14 @@ def test_patience_reaches_the_spec_only_when_set(repo_config):
     assert matrix.spec(stopping, run) == {**plain, "patience": 5}
     with pytest.raises(matrix.ConfigError, match="patience"):
         matrix.prepare_config(edited(repo_config, set_patience(0)))
+
+
+def test_ghost_batch_norm_without_batch_norm_is_not_run_twice(config):
+    """Hoffer's AlexNet has no batch norm: its +GBN would train +LR again, so it is not planned
+    (its table cell says n/a), while +RA, which trains longer, still runs."""
+    config["scale"] = "paper"
+    hoffer = {(r.experiment, r.variant) for r in matrix.runs(config, "hoffer2017")}
+    assert ("AlexNet_8192", "+LR") in hoffer and ("AlexNet_8192", "+RA") in hoffer
+    assert ("AlexNet_8192", "+GBN") not in hoffer and ("C1", "+GBN") in hoffer
+    why = matrix.variant_skip_reason(config, "hoffer2017", "AlexNet_8192", "+GBN")
+    assert why == "would repeat +LR: alexnet has no batch norm for ghost batch norm"

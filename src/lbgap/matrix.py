@@ -405,6 +405,19 @@ def experiment_seeds(config: dict, exp: dict) -> list[int]:
     return scaled_seeds(config, exp.get("seeds"))
 
 
+def inert_ghost_batch_twin(config: dict, paper: str, experiment: str, variant: str) -> str | None:
+    """Why a variant would repeat another run: ghost batch norm on a network without batch norm
+    changes nothing, so Hoffer's AlexNet +GBN is +LR again (its table says n/a)."""
+    own = settings(config, paper, experiment, variant, _schema())
+    if not own["ghost_batch"] or own["network"] not in NO_BATCH_NORM:
+        return None
+    inert = {**own, "ghost_batch": None}
+    for other in config["papers"][paper]["experiments"][experiment]["variants"]:
+        if other != variant and settings(config, paper, experiment, other, _schema()) == inert:
+            return f"would repeat {other}: {own['network']} has no batch norm for ghost batch norm"
+    return None
+
+
 def variant_skip_reason(config: dict, paper: str, experiment: str, variant: str) -> str | None:
     """Why a variant of a running experiment does not run at this scale; None if it runs.
 
@@ -414,6 +427,8 @@ def variant_skip_reason(config: dict, paper: str, experiment: str, variant: str)
     overrides = config["papers"][paper]["experiments"][experiment]["variants"][variant] or {}
     if "scales" in overrides and not _runs_at(overrides["scales"], config):
         return f"runs at scale={'/'.join(overrides['scales'])}"
+    if same := inert_ghost_batch_twin(config, paper, experiment, variant):
+        return same
     warm = settings(config, paper, experiment, variant, _schema())["warm_start"]
     if warm:
         source = _warm_source_name(paper, experiment, warm)
