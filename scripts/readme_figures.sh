@@ -15,7 +15,7 @@ mkdir -p "$out"
 profile=$(mktemp -d)
 trap 'rm -rf "$profile"' EXIT
 "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir="$profile" \
-  --window-size=1280,900 --screenshot="$out/claims.png" "file://$PWD/reports/tables/claims.html"
+  --window-size=1760,1100 --screenshot="$out/claims.png" "file://$PWD/reports/tables/claims.html"
 cp reports/figures/keskar2017_training_curves.png "$out/keskar2017_training_curves.png"
 snakemake --rulegraph dot reproduce_all --config scale="${SCALE:-quick}" | dot -Tsvg > "$out/rulegraph.svg"
 echo "wrote $out/claims.png, $out/keskar2017_training_curves.png, $out/rulegraph.svg"
