@@ -317,14 +317,15 @@ def test_hessian_table_compares_the_rankings(quick_plan):
 
 
 def test_table_builds_through_the_command_line(quick_plan, tmp_path):
-    from lbgap import tables
+    from lbgap.papers import __main__ as papers_cli
 
     plan, specs = quick_plan
     write_analyses(plan, specs)
     csv, md, plan_file = tmp_path / "t3.csv", tmp_path / "t3.md", tmp_path / "plan.json"
     plan_file.write_text(json.dumps(plan))
-    assert tables.main(["--paper", PAPER, "--name", "table3", "--plan", str(plan_file),
-                        "--csv", str(csv), "--md", str(md)]) == 0  # fmt: skip
+    argv = ["table", "--paper", PAPER, "--name", "table3", "--plan", str(plan_file),
+            "--csv", str(csv), "--md", str(md)]  # fmt: skip
+    assert papers_cli.main(argv) == 0
     assert pd.read_csv(csv).set_index("experiment").loc["F1", "SB_phi_1e-3_n"] == 3
     text = md.read_text()
     assert "(paper)" in text and "L-BFGS-B" in text and "Notes:" in text

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import matplotlib
 
@@ -17,7 +14,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from lbgap import results  # noqa: E402
 from lbgap.datasets import DATASET_TITLES  # noqa: E402
-from lbgap.io import atomic_write, read_json  # noqa: E402
+from lbgap.io import atomic_write  # noqa: E402
 from lbgap.papers import reference  # noqa: E402
 from lbgap.words import plural  # noqa: E402
 
@@ -121,26 +118,3 @@ def save(fig: Figure, png: str, pdf: str) -> None:
     atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=150))
     atomic_write(pdf, lambda tmp: fig.savefig(tmp, format="pdf"))
     plt.close(fig)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Draw one figure from finished runs.")
-    parser.add_argument("--paper", required=True)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--plan", required=True, help="the paper's plan.json")
-    parser.add_argument("--png", required=True)
-    parser.add_argument("--pdf", required=True)
-    args = parser.parse_args(argv)
-    from lbgap.papers import product
-
-    plan = read_json(args.plan)
-    fig = product(args.paper, args.name).build(plan)
-    if plan.get("standins"):  # never to be read as a result
-        fig.text(0.005, 0.005, "stand-in data: a rehearsal of the code", color="red", fontsize=7)
-    save(fig, args.png, args.pdf)
-    print(f"wrote {Path(args.png).name} and {Path(args.pdf).name}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
-
 import pandas as pd
 
-from lbgap.io import read_json, write_text
+from lbgap.io import write_text
 
 STANDIN_NOTE = (
     "**Rehearsal on stand-in data** (lbgap.standins): these numbers check that every code path "
@@ -43,26 +40,3 @@ def write_table(
 ) -> None:
     write_text(csv, data.to_csv(index=False))
     write_text(md, render_markdown(view, title, plan))
-
-
-def main(argv: list[str] | None = None) -> int:
-    from lbgap.papers import product
-
-    parser = argparse.ArgumentParser(description="Build one table from finished runs.")
-    parser.add_argument("--paper", required=True)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--plan", required=True, help="the paper's plan.json")
-    parser.add_argument("--csv", required=True)
-    parser.add_argument("--md", required=True)
-    args = parser.parse_args(argv)
-    plan = read_json(args.plan)
-    build = product(args.paper, args.name).build
-    data, view = build(plan)
-    title = (build.__doc__ or args.name).strip().splitlines()[0]
-    write_table(data, view, title, plan, args.csv, args.md)
-    print(view.to_markdown(index=False))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

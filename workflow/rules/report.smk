@@ -122,7 +122,8 @@ rule table:
     params:
         what=product_caption,
     shell:
-        "python -m lbgap.tables --paper {wildcards.paper} --name {wildcards.name} --plan {input.plan} "
+        "python -m lbgap.papers table --paper {wildcards.paper} --name {wildcards.name} "
+        "--plan {input.plan} "
         "--csv {output.csv} --md {output.md} > {log} 2>&1"
 
 
@@ -178,7 +179,8 @@ rule figure:
     params:
         what=product_caption,
     shell:
-        "python -m lbgap.figures --paper {wildcards.paper} --name {wildcards.name} --plan {input.plan} "
+        "python -m lbgap.papers figure --paper {wildcards.paper} --name {wildcards.name} "
+        "--plan {input.plan} "
         "--png {output.png} --pdf {output.pdf} > {log} 2>&1"
 
 
