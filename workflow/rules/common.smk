@@ -8,6 +8,7 @@ import sys
 from snakemake.utils import validate
 
 from lbgap import live, matrix, outputs
+from lbgap.datasets import FOLDERS, STANDIN_FILE, prepared_mismatch
 from lbgap.io import write_if_changed
 
 
@@ -127,3 +128,35 @@ def product_inputs(wildcards):
 
 def paper_outputs(paper):
     return outputs.files(paper)
+
+
+# ---------------------------------------------------------------- datasets (data.smk)
+_DAMAGED_SAID = set()
+
+
+def prepared_state(wildcards):
+    """"damaged" when the prepared file no longer matches its recorded SHA-256 (a truncated
+    copy, a disk error), else "intact": a change of this param makes Snakemake prepare the
+    dataset again (a dry run only reports it); nothing is deleted while the DAG is built.
+    (From the wildcards, not `output`: Snakemake ignores params derived from files.)"""
+    path = f"data/prepared/{wildcards.dataset}_{wildcards.scale}.pt"
+    problem = prepared_mismatch(path) if os.path.exists(path) else None
+    if problem and path not in _DAMAGED_SAID:
+        _DAMAGED_SAID.add(path)
+        print(f"lbgap: {problem}; preparing it again", file=sys.stderr)
+    return "damaged" if problem else "intact"
+
+
+def standin_marker(dataset):
+    return f"{config['data_root']}/{FOLDERS[dataset]}/{STANDIN_FILE}"
+
+
+def standins_needed(wildcards):
+    """At a scale that runs on stand-ins, the stand-in is written first."""
+    return [standin_marker(wildcards.dataset)] if config["scales"][wildcards.scale]["standins"] else []
+
+
+def raw_data_root(wildcards):
+    """Where the datasets' own files are (data_root); prepared files go to data/prepared."""
+    return config["data_root"]
+
