@@ -160,3 +160,100 @@ def raw_data_root(wildcards):
     """Where the datasets' own files are (data_root); prepared files go to data/prepared."""
     return config["data_root"]
 
+
+# ---------------------------------------------------------------- the review (report.smk)
+from snakemake import __version__ as SNAKEMAKE_VERSION
+
+from lbgap import claims as lbgap_claims
+from lbgap import papers as lbgap_papers
+from lbgap import summary as lbgap_summary
+
+OVERVIEW = "Claims and provenance"  # sorts before the papers' categories in the report menu
+PAPER_PATTERN = "|".join(PAPERS)  # {paper} is a paper of the config, never another table
+
+
+report: "../report/workflow.rst"
+
+
+def product_caption(wildcards):
+    """What a product shows, for its caption: its `caption`, else its builder's first line."""
+    product = lbgap_papers.product(wildcards.paper, wildcards.name)
+    build = getattr(product.build, "func", product.build)  # a functools.partial's function
+    doc = (build.__doc__ or wildcards.name).strip().splitlines()[0]
+    return product.caption or doc
+
+
+def table_views():
+    """A readable HTML view of every table, for the report and the overview page."""
+    return [
+        f.replace(".csv", ".html")
+        for paper in PAPERS
+        for f in paper_outputs(paper)
+        if f.startswith("reports/tables/") and f.endswith(".csv")
+    ]
+
+
+def claim_tables(wildcards=None):
+    """The tables the claims read that this workflow produces (a missing one is 'not run')."""
+    produced = {f for paper in PAPERS for f in paper_outputs(paper)}
+    return sorted({c.table_file for c in lbgap_claims.CLAIMS if c.table_file in produced})
+
+
+def claim_runs(wildcards):
+    """summary.json of the runs behind those tables (the claims' per-seed values)."""
+    papers = {c.paper for c in lbgap_claims.CLAIMS if c.table_file in claim_tables()}
+    return [f"{run.dir}/summary.json" for run in RUNS if run.paper in papers]
+
+
+def data_manifests(wildcards):
+    return sorted({SPECS[run]["data"].removesuffix(".pt") + ".json" for run in RUNS})
+
+
+def config_files(wildcards):
+    return CONFIG_FILES
+
+
+def report_outputs():
+    """What reproduce_all builds for the review beside the papers' own tables and figures."""
+    return [
+        *table_views(),
+        *rules.claims.output,
+        *rules.provenance.output,
+        *rules.index.output,
+    ]
+
+
+def other_tables(wildcards=None):
+    """Tables that are no paper's product: the quoted literature table (literature.smk)."""
+    return list(globals().get("LITERATURE_OUTPUTS", []))
+
+
+def not_run_figures(paper):
+    """A paper's figures that no run of this scale feeds (PNG -> why), listed apart."""
+    plan = PLANS[paper]
+    skips = {n: e["skip"] for n, e in plan["experiments"].items() if e["skip"]}
+    found = {}
+    for product in lbgap_papers.products(paper):
+        if product.kind == "figure" and not product.inputs(plan):
+            why = [r for n, r in skips.items() if product.name.endswith(f"_{n}")]
+            found[product.files(paper)[0]] = (why or ["no run of this scale feeds it"])[0]
+    return found
+
+
+INDEX_PRODUCTS = "results/index_products.json"  # written as the Snakefile is read (Snakefile)
+
+
+def index_products():
+    """Per paper (and 'other'): its title and files, as JSON for lbgap.index_page."""
+    products = {
+        paper: {
+            "title": config["papers"][paper].get("title", paper),
+            "files": paper_outputs(paper)
+            + [f for f in table_views() if f.startswith(f"reports/tables/{paper}_")],
+            "not_run": not_run_figures(paper),
+        }
+        for paper in PAPERS
+    }
+    if other_tables():
+        products["other"] = {"title": "Other tables (quoted, not run)", "files": other_tables()}
+    return json.dumps(products)
