@@ -45,6 +45,7 @@ RUNS = checked(lambda: matrix.runs(config))
 _SCHEMA = matrix.load_schema(SCHEMA)
 SPECS = checked(lambda: {run: matrix.spec(config, run, _SCHEMA) for run in RUNS})
 
+
 localrules:
     reproduce_all,
     keskar2017,
@@ -135,9 +136,9 @@ _DAMAGED_SAID = set()
 
 
 def prepared_state(wildcards):
-    """"damaged" when the prepared file no longer matches its recorded SHA-256 (a truncated
-    copy, a disk error), else "intact": a change of this param makes Snakemake prepare the
-    dataset again (a dry run only reports it); nothing is deleted while the DAG is built.
+    """The prepared file's state: "damaged" when it no longer matches its recorded SHA-256 (a
+    truncated copy, a disk error), else "intact": a change of this param makes Snakemake prepare
+    the dataset again (a dry run only reports it); nothing is deleted while the DAG is built.
     (From the wildcards, not `output`: Snakemake ignores params derived from files.)"""
     path = f"data/prepared/{wildcards.dataset}_{wildcards.scale}.pt"
     problem = prepared_mismatch(path) if os.path.exists(path) else None
@@ -153,7 +154,9 @@ def standin_marker(dataset):
 
 def standins_needed(wildcards):
     """At a scale that runs on stand-ins, the stand-in is written first."""
-    return [standin_marker(wildcards.dataset)] if config["scales"][wildcards.scale]["standins"] else []
+    return (
+        [standin_marker(wildcards.dataset)] if config["scales"][wildcards.scale]["standins"] else []
+    )
 
 
 def raw_data_root(wildcards):

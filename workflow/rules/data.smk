@@ -3,19 +3,19 @@
 
 
 rule standins:
-    wildcard_constraints:
-        folder="|".join(re.escape(f) for f in FOLDERS.values()),
     output:
         f"{config['data_root']}/{{folder}}/{STANDIN_FILE}",
     log:
         "logs/standins/{folder}.log",
-    message:
-        "Writing the stand-in of {params.dataset} (real on-disk layout, seeded)"
+    wildcard_constraints:
+        folder="|".join(re.escape(f) for f in FOLDERS.values()),
     conda:
         "../../envs/lbgap.yaml"
     params:
         root=lambda wc, output: os.path.dirname(os.path.dirname(output[0])),
         dataset=lambda wc: {f: d for d, f in FOLDERS.items()}[wc.folder],
+    message:
+        "Writing the stand-in of {params.dataset} (real on-disk layout, seeded)"
     shell:
         "python -m lbgap.standins --root {params.root} --datasets {params.dataset} > {log} 2>&1"
 
@@ -30,8 +30,6 @@ rule prepare_data:
         "logs/prepare_data/{dataset}_{scale}.log",
     benchmark:
         "results/benchmarks/prepare_data/{dataset}_{scale}.tsv"
-    message:
-        "Preparing {wildcards.dataset} for scale {wildcards.scale}"
     conda:
         "../../envs/lbgap.yaml"
     params:
@@ -39,6 +37,8 @@ rule prepare_data:
         root=raw_data_root,
         sizes=lambda wc: matrix.size_args(config, wc.scale, wc.dataset),
         flags=lambda wc: matrix.data_flags(config, wc.scale),
+    message:
+        "Preparing {wildcards.dataset} for scale {wildcards.scale}"
     shell:
         "python -m lbgap.data --dataset {wildcards.dataset} --root {params.root} "
         "--out {output.data} --manifest {output.manifest} {params.sizes} {params.flags} "

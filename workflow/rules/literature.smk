@@ -8,6 +8,7 @@ LITERATURE_OUTPUTS = [
     "reports/tables/literature_imagenet_records.md",
 ]
 
+
 localrules:
     literature_table,
 
@@ -29,10 +30,10 @@ rule literature_table:
         md=LITERATURE_OUTPUTS[1],
     log:
         "logs/tables/literature_imagenet_records.log",
-    message:
-        "Table literature_imagenet_records (quoted, not reproduced)"
     conda:
         "../../envs/lbgap.yaml"
+    message:
+        "Table literature_imagenet_records (quoted, not reproduced)"
     shell:
         "python -m lbgap.literature --reference {input.reference:q} --csv {output.csv} "
         "--md {output.md} > {log} 2>&1"

@@ -5,9 +5,7 @@ import sys
 # The workflow and its jobs (local, conda or cluster) import lbgap from this source tree.
 _SRC = os.path.join(os.path.dirname(os.path.abspath(workflow.main_snakefile)), "src")
 sys.path.insert(0, _SRC)
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
-)
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p))
 
 from lbgap.matrix import yaml_syntax_error
 from lbgap.words import plural
