@@ -87,3 +87,19 @@ def fill(plan: dict, specs: dict, acc: dict, **kwargs) -> None:
             values = acc.get((name, variant), [90.0 + i for i in range(len(info["dirs"]))])
             for d, value in zip(info["dirs"], values, strict=True):
                 write_run(d, by_dir[d], value, **kwargs)
+
+
+def write_reparametrization(path: str | Path, alphas: list[float], level: float = 1.0) -> None:
+    """A run's reparametrization.json as lbgap.analyses writes it: the function unchanged at
+    every alpha, phi and the top eigenvalue proportional to alpha, the adaptive sharpness
+    `level` at every alpha."""
+    rows = [
+        {"alpha": float(a), "train_loss": 0.2, "train_acc": 95.0, "test_loss": 0.3,
+         "test_acc": 90.0, "phi": 10.0 * a * level, "adaptive": level,
+         "lambda_max": 5.0 * a * level}
+        for a in alphas
+    ]  # fmt: skip
+    Path(path).write_text(json.dumps({"bn_eval": "batch", "alphas": rows}))
+    run = Path(path).parent  # alpha = 1's phi and eigenvalue: Table 3's and the Hessian's files
+    (run / "sharpness_full_eps0.001.json").write_text(json.dumps({"phi": 10.0 * level}))
+    (run / "hessian.json").write_text(json.dumps({"top_eigenvalue": 5.0 * level}))

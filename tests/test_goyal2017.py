@@ -90,7 +90,7 @@ def test_table1_is_error_of_its_inputs(config, tmp_path, monkeypatch):
         assert (row[f"{v}_err_paper_mean"], row[f"{v}_err_paper_std"]) == (mean, std)
     imagenet = data.set_index("experiment").loc["ResNet50_ImageNet"]
     assert imagenet["gradual_warmup_err_n"] == 0 and "needs imagenet" in imagenet["note"]
-    assert len(view) == len(plan["experiments"]) * len(goyal2017.SETTINGS)
+    assert len(view) == len(goyal2017.goyal_plan(plan)["experiments"]) * len(goyal2017.SETTINGS)
 
 
 def test_figures_draw_ours_apart_from_the_paper(config, tmp_path, monkeypatch):

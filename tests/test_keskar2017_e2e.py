@@ -134,3 +134,24 @@ def planned_jobs(stdout: str) -> list[str]:
             break
         jobs.append(line.split()[0])
     return jobs
+
+
+def test_rescaled_weights_keep_the_function_and_the_adaptive_sharpness(run):
+    """Issue 21 on real (tiny) runs: the reparametrization job and its two tables."""
+    table = pd.read_csv(run / "reports/tables/keskar2017_reparametrization.csv")
+    adaptive = pd.read_csv(run / "reports/tables/keskar2017_adaptive_sharpness.csv")
+    for regime in ("SB", "LB"):
+        record = read(run, files.reparametrization(f"{F1}/{regime}/seed0"))
+        one, *rescaled = record["alphas"]
+        assert one["alpha"] == 1 and one["phi"] is None  # Table 3's, read by the tables
+        phi = read(run, files.sharpness(f"{F1}/{regime}/seed0", "full", 1e-3))["phi"]
+        row = table.set_index("case").loc[f"F1 {regime}"]
+        assert row["phi_ref_mean"] == pytest.approx(phi)
+        for other in rescaled:
+            assert other["train_loss"] == pytest.approx(one["train_loss"], abs=1e-5)
+            assert other["test_acc"] == pytest.approx(one["test_acc"], abs=1e-9)
+            assert other["adaptive"] == pytest.approx(one["adaptive"], rel=1e-9)  # alpha 8: exact
+            assert other["phi"] != pytest.approx(phi, rel=0.1)
+        assert adaptive.set_index("experiment").loc["F1", f"{regime}_adaptive_mean"] == (
+            pytest.approx(one["adaptive"])
+        )

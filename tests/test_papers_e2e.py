@@ -25,7 +25,8 @@ def tiny(config: dict) -> dict:
     cfg["papers"] = {p: cfg["papers"][p] for p in PAPERS}
     for paper, pcfg in cfg["papers"].items():
         for exp in pcfg["experiments"].values():
-            if exp.get("scales") != ["quick"]:
+            base = pcfg["experiments"].get(exp.get("base"), {})  # e.g. F1_analog_lars
+            if exp.get("scales", base.get("scales")) != ["quick"]:
                 continue
             exp.update(epochs=2, decay_epochs=[1])
             for name in DROPPED.get(paper, ()):
@@ -49,7 +50,7 @@ def test_three_papers_and_the_literature_table(repo_config, tmp_path):
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     tables = tmp_path / "reports" / "tables"
     figures = tmp_path / "reports" / "figures"
-    for name in ("hoffer2017_table1", "goyal2017_table1", "smith2018_table"):
+    for name in ("hoffer2017_table1", "goyal2017_table1", "goyal2017_lars", "smith2018_table"):
         assert (tables / f"{name}.csv").stat().st_size and (tables / f"{name}.md").stat().st_size
     for name in (
         "hoffer2017_weight_distance",
@@ -72,6 +73,12 @@ def test_three_papers_and_the_literature_table(repo_config, tmp_path):
     assert smith["increasing_batch_updates"] < smith["decaying_lr_updates"]
     goyal = pd.read_csv(tables / "goyal2017_table1.csv").set_index("experiment").loc["F1_analog"]
     assert goyal["constant_warmup_err_n"] == 0 and goyal["gradual_warmup_err_n"] == 1
+    lars = pd.read_csv(tables / "goyal2017_lars.csv").set_index("experiment").loc["F1_analog_lars"]
+    summary = json.loads(
+        (tmp_path / "results/goyal2017/F1_analog_lars/lars_kn4000/seed0/summary.json").read_text()
+    )
+    assert summary["spec"]["optimizer"]["name"] == "lars"
+    assert lars["largest_err_mean"] == pytest.approx(100 - summary["final"]["test_acc"])
     literature = pd.read_csv(tables / "literature_imagenet_records.csv")
     assert (
         literature["batch"].isna().any()

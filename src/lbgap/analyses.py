@@ -4,6 +4,7 @@
     python -m lbgap.analyses training-sharpness --run DIR --data PREPARED --eps 0.001 --out F
     python -m lbgap.analyses hessian --run DIR --data PREPARED --samples 100 --out F
     python -m lbgap.analyses parametric --run-a SB_DIR --run-b LB_DIR --data PREPARED --out F
+    python -m lbgap.analyses reparametrization --run DIR --data PREPARED --alphas 0.1 1 10 ...
 
 The math lives in lbgap.sharpness, lbgap.hessian and lbgap.interpolation; this module applies it
 to the pipeline's runs. Every analysis uses the training loss over the whole training set in
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 from lbgap import analysis_files, evaluation, hessian, interpolation, progress
+from lbgap import reparametrization as reparam
 from lbgap import sharpness as sharp
 from lbgap.data import load_prepared
 from lbgap.distributed import pick_device
@@ -301,6 +303,76 @@ def parametric(run_a: str, run_b: str, points: int, data, device) -> pd.DataFram
     return pd.DataFrame(rows).assign(bn_eval=mode, bn_stats=bn_stats)
 
 
+# ---------------------------------------------------------------- reparametrization
+def reparametrization_record(
+    run_dir: str,
+    alphas: list[float],
+    eps: float,
+    adaptive_eps: float,
+    max_iter: int,
+    data,
+    device,
+    eigen: dict | None = None,
+) -> dict:
+    """Loss, accuracy, phi, adaptive sharpness and (with `eigen`, Lanczos's `ncv` and `tol`)
+    the Hessian's top eigenvalue of the final weights rescaled by each alpha (Dinh et al.'s
+    function-preserving move).
+
+    alpha = 1 is the checkpoint itself: its phi and top eigenvalue are Table 3's and the
+    Hessian table's, which the tables read from those jobs' files (None here), so this job
+    need not wait for them. A diverged run gets None everywhere.
+    """
+    model, spec, summary, epoch = load(run_dir, device)
+    mode, chunk = spec.get("bn_eval", "running"), spec.get("eval_chunk", 4096)
+    record = {
+        "run_dir": str(run_dir),
+        "checkpoint": FINAL,
+        "epoch": epoch,
+        "status": summary["status"],
+        "bn_eval": mode,
+        "eps": eps,
+        "adaptive_eps": adaptive_eps,
+        "max_iter": max_iter,
+        "eigenvalue": eigen is not None,
+        "n_train": int(data["train_y"].numel()),
+        "device": str(device),
+    }
+    keys = ("train_loss", "train_acc", "test_loss", "test_acc", "phi", "adaptive", "lambda_max")
+    if diverged(summary):
+        return {**record, "alphas": [{"alpha": a, **dict.fromkeys(keys)} for a in alphas]}
+    x, y = data["train_x"], data["train_y"]
+    rows = []
+    done = progress.Progress(len(alphas))
+    for alpha in alphas:
+        net, row = (model, {"alpha": 1.0}) if alpha == 1 else reparam.rescaled(model, alpha)
+        t0 = time.perf_counter()
+        for split in ("train", "test"):
+            row[f"{split}_loss"], row[f"{split}_acc"] = evaluation.evaluate(
+                net, data[f"{split}_x"], data[f"{split}_y"], chunk, mode
+            )
+        row["phi"] = None if alpha == 1 else phi(net, spec, data, eps, None, max_iter)["phi"]
+        with bn_context(net, spec):
+            adaptive = reparam.adaptive_sharpness(
+                net, x, y, adaptive_eps, max_iter, spec["seed"], chunk
+            )
+        row |= {"adaptive": adaptive["phi"], "adaptive_f_max": adaptive["f_max"],
+                "adaptive_zero_params": adaptive["zero_params"]}  # fmt: skip
+        row["lambda_max"] = None
+        if eigen is not None and alpha != 1:
+            with bn_context(net, spec):
+                row["lambda_max"] = hessian.top_eigenvalue(
+                    net, x, y, tol=eigen["tol"], seed=spec["seed"], chunk_size=chunk,
+                    ncv=eigen["ncv"],
+                )  # fmt: skip
+        row["time_s"] = time.perf_counter() - t0
+        rows.append(row)
+        log.info(
+            f"alpha {alpha:g}: train loss {row['train_loss']:.6g}, phi {row['phi']}, "
+            f"adaptive {row['adaptive']:.4g}, {done.line(len(rows))}"
+        )
+    return {**record, "alphas": rows}
+
+
 # ---------------------------------------------------------------- command line
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Analyses of finished runs (Keskar et al.)")
@@ -339,6 +411,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-a", required=True, help="alpha = 0 (SB)")
     p.add_argument("--run-b", required=True, help="alpha = 1 (LB)")
     p.add_argument("--points", type=int, default=25)
+    p = sub.add_parser("reparametrization", parents=[common], help="Dinh et al.'s rescaling")
+    p.add_argument("--run", required=True)
+    p.add_argument("--alphas", type=float, nargs="+", required=True)
+    p.add_argument("--eps", type=float, required=True, help="phi's eps")
+    p.add_argument("--adaptive-eps", type=float, required=True)
+    p.add_argument("--max-iter", type=int, default=10)
+    p.add_argument("--eigenvalue", action="store_true", help="top Hessian eigenvalues too")
+    p.add_argument("--lanczos-vectors", type=int, default=None)
+    p.add_argument("--tol", type=float, default=1e-3)
     args = parser.parse_args(argv)
     progress.log_to_stderr()
 
@@ -368,6 +449,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "hessian":
         ncv = args.lanczos_vectors
         result = hessian_record(args.run, args.samples, ncv, args.tol, data, device)
+        write_json(args.out, {**result, "job_time_s": time.perf_counter() - t0})
+    elif args.command == "reparametrization":
+        eigen = {"ncv": args.lanczos_vectors, "tol": args.tol} if args.eigenvalue else None
+        result = reparametrization_record(
+            args.run, args.alphas, args.eps, args.adaptive_eps, args.max_iter, data, device, eigen
+        )
         write_json(args.out, {**result, "job_time_s": time.perf_counter() - t0})
     else:
         frame = parametric(args.run_a, args.run_b, args.points, data, device)

@@ -58,6 +58,14 @@ def hessian(run_dir: str) -> str:
     return f"{run_dir}/hessian.json"
 
 
+REPARAMETRIZATION = "reparametrization.json"
+
+
+def reparametrization(run_dir: str) -> str:
+    """Loss, phi, adaptive sharpness (and eigenvalue) of a run's rescaled final weights."""
+    return f"{run_dir}/{REPARAMETRIZATION}"
+
+
 def training_sharpness(run_dir: str) -> str:
     """phi at every saved epoch of a run (sharpness along training)."""
     return f"{run_dir}/sharpness_training.csv"

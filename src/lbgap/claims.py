@@ -92,6 +92,9 @@ class Claim:
     # it serves: its verdict is that claim's, case by case, and the table says so.
     requires: str | None = None
     fit: Fit | None = None  # a claim about minima both sides reach: their training fits
+    # Later work checked on this paper's runs (e.g. "Dinh et al. 2017"): the paper has no
+    # numbers for it, so the claims table shows none.
+    beyond: str | None = None
 
     @property
     def table_file(self) -> str:
@@ -211,6 +214,118 @@ CLAIMS: list[Claim] = [
         less(exact=True),
         unit="updates",
         requires="smith2018-match",
+    ),
+    # Beyond the four papers (issue 21), on Keskar's SB and LB checkpoints. A rescaling is
+    # arithmetic on one set of weights, so the first five are properties of each checkpoint,
+    # not averages over seeds: `exact`, the means decide whatever the number of seeds.
+    Claim(
+        "dinh2017-function",
+        "keskar2017",
+        "Dinh et al. 2017: the rescaled networks compute the same function: training loss "
+        "within 1e-5 of the checkpoint at every alpha",
+        "reparametrization",
+        Column("rescaled", "train_loss_worst", diverged="diverged"),
+        Column("checkpoint", "train_loss_ref", diverged="diverged"),
+        within(1e-5, exact=True),
+        key="case",
+        unit="nats",
+        beyond="Dinh et al. 2017",
+    ),
+    Claim(
+        "dinh2017-accuracy",
+        "keskar2017",
+        "Dinh et al. 2017: the rescaled networks classify as the checkpoint: test accuracy "
+        "within 0.01 points at every alpha",
+        "reparametrization",
+        Column("rescaled", "test_acc_worst", diverged="diverged"),
+        Column("checkpoint", "test_acc_ref", diverged="diverged"),
+        within(0.01, exact=True),
+        key="case",
+        beyond="Dinh et al. 2017",
+    ),
+    Claim(
+        "dinh2017-phi",
+        "keskar2017",
+        "Dinh et al. 2017: the same function is sharper by Keskar phi once rescaled: phi at "
+        "the largest alpha at least 2x that of the checkpoint",
+        "reparametrization",
+        Column("rescaled", "phi_rescaled", diverged="diverged"),
+        Column("checkpoint", "phi_ref", diverged="diverged"),
+        greater(ratio=2.0, exact=True),
+        key="case",
+        unit="x",
+        beyond="Dinh et al. 2017",
+    ),
+    Claim(
+        "dinh2017-eigenvalue",
+        "keskar2017",
+        "Dinh et al. 2017: the same function has a larger top Hessian eigenvalue once "
+        "rescaled: at the largest alpha at least 2x that of the checkpoint",
+        "reparametrization",
+        Column("rescaled", "lambda_max_rescaled", diverged="diverged"),
+        Column("checkpoint", "lambda_max_ref", diverged="diverged"),
+        greater(ratio=2.0, exact=True),
+        key="case",
+        unit="x",
+        beyond="Dinh et al. 2017",
+    ),
+    Claim(
+        "kwon2021-invariant",
+        "keskar2017",
+        "Kwon et al. 2021: adaptive sharpness is not changed by the rescaling: within 1% of "
+        "the checkpoint at every alpha",
+        "reparametrization",
+        Column("rescaled", "adaptive_worst", diverged="diverged"),
+        Column("checkpoint", "adaptive_ref", diverged="diverged"),
+        within(0.01, exact=True, relative=True),
+        key="case",
+        unit="%",
+        beyond="Kwon et al. 2021",
+    ),
+    Claim(
+        "dinh2017-ranking",
+        "keskar2017",
+        "Dinh et al. 2017: the phi ranking is not a property of the function: SB weights "
+        "rescaled by the largest alpha (the same SB function) have a larger phi than LB",
+        "adaptive_sharpness",
+        Column("SB rescaled", "SB_phi_rescaled", diverged="SB_diverged"),
+        Column("LB", "LB_phi", diverged="LB_diverged"),
+        greater(),
+        unit="",
+        beyond="Dinh et al. 2017",
+    ),
+    Claim(
+        "you2017-lars-holds",
+        "goyal2017",
+        "You et al. 2017: with LARS the largest kn holds the baseline: top-1 error at most 1 "
+        "point above it",
+        "lars",
+        Column("LARS", "largest_err", diverged="largest_diverged", at_chance="error"),
+        Column("baseline", "baseline_err", diverged="baseline_diverged", at_chance="error"),
+        less(margin=1.0),
+        beyond="You et al. 2017",
+    ),
+    Claim(
+        "you2017-lars-vs-sgd",
+        "goyal2017",
+        "You et al. 2017: at the largest kn, LARS has a lower top-1 error than SGD with the "
+        "linear rule and gradual warmup",
+        "lars",
+        Column("LARS", "largest_err", diverged="largest_diverged", at_chance="error"),
+        Column("SGD", "largest_sgd_err", diverged="largest_sgd_diverged", at_chance="error"),
+        less(),
+        beyond="You et al. 2017",
+    ),
+    Claim(
+        "kwon2021-lb-sharper",
+        "keskar2017",
+        "Kwon et al. 2021: by adaptive sharpness (scale-invariant), LB still sharper than SB",
+        "adaptive_sharpness",
+        Column("LB", "LB_adaptive", diverged="LB_diverged"),
+        Column("SB", "SB_adaptive", diverged="SB_diverged"),
+        greater(),
+        unit="",
+        beyond="Kwon et al. 2021",
     ),
 ]
 
@@ -488,7 +603,11 @@ def _effect(value: float | None, unit: str) -> str:
         return ""
     if unit == "x":
         return f"{value:.1f}x"
-    return f"{value:+,.0f} {unit}" if unit == "updates" else f"{value:+.2f} {unit}"
+    if unit == "updates":
+        return f"{value:+,.0f} {unit}"
+    if 0 < abs(value) < 0.005:  # a difference at float rounding (a rescaled network's loss)
+        return f"{value:+.1e} {unit}".rstrip()
+    return f"{value:+.2f} {unit}".rstrip()
 
 
 def _pair(rec: dict, g: dict, which: str, unit: str) -> str:
@@ -558,7 +677,9 @@ HEADER = (
     "against the claim. Keskar's gap is about minima both regimes reach: where LB's final training "
     f"accuracy is more than {UNDERTRAINED_ACC:g} points below SB's or its training loss more "
     f"than {UNDERTRAINED_LOSS:g} above, the row is flagged 'under-trained' and is at best "
-    "inconclusive."
+    "inconclusive. Claims of later work (Dinh et al. 2017, Kwon et al. 2021, You et al. 2017) "
+    "are checked on the same runs and have no paper numbers beside them; those about one "
+    "checkpoint rescaled (the same weights, no seed noise) are decided by the means."
 )
 
 

@@ -148,6 +148,8 @@ def _explain(error: jsonschema.ValidationError) -> tuple[str, str]:
         return _where(error), f"{error.instance!r} is not {_types(error.validator_value)}"
     if "propertyNames" in error.schema_path:
         return _where(error), f"name {error.instance!r} is not allowed; {NAME_RULE}"
+    if error.validator == "contains" and "description" in error.schema:  # say what is missing
+        return _where(error), f"{error.instance!r}: {error.schema['description']}"
     unknown = error.message.replace("Unevaluated properties are not allowed", "unknown key")
     return _where(error), unknown
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from lbgap import distributed
+from lbgap import distributed, lars
 from lbgap.acceleration import Acceleration, configure_determinism
 from lbgap.data import load_prepared, random_crop_flip
 from lbgap.evaluation import evaluate, evaluation_sums, loss_and_accuracy
@@ -84,7 +84,7 @@ class Preempted(Exception):
 
 
 def make_optimizer(model: nn.Module, cfg: dict, lr: float) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov, weight decay optionally off for batch norm) or Adam."""
+    """SGD (momentum, Nesterov, weight decay optionally off for batch norm), Adam or LARS."""
     decay = cfg.get("weight_decay", 0.0)
     groups: list[dict] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
     if decay and not cfg.get("bn_weight_decay", True):
@@ -108,7 +108,9 @@ def make_optimizer(model: nn.Module, cfg: dict, lr: float) -> torch.optim.Optimi
         )
     if name == "adam":
         return torch.optim.Adam(groups, lr=lr, weight_decay=decay)
-    raise ValueError(f"optimizer.name must be sgd or adam, got {name!r}")
+    if name == "lars":  # You et al. 2017; excludes biases and batch norm itself
+        return lars.make(model, cfg, lr)
+    raise ValueError(f"optimizer.name must be sgd, adam or lars, got {name!r}")
 
 
 def planned_train_size(spec: dict, available: int) -> int:

@@ -6,6 +6,7 @@ count and, where available, the per-seed values. A rule states what the paper cl
 - ``less(ratio, margin)``:    mean(A) <  ratio * mean(B) + margin   (e.g. LB accuracy below SB)
 - ``greater(ratio, margin)``: mean(A) >  ratio * mean(B) + margin   (e.g. LB phi >= 5x SB phi)
 - ``within(tol)``:            |mean(A) - mean(B)| <= tol            (e.g. "matches within 0.5")
+- ``within(tol, relative=True)``: |mean(A) - mean(B)| <= tol |mean(B)| (e.g. "within 1%")
 
 The verdict, in this order:
 
@@ -127,6 +128,7 @@ class Rule:
     margin: float = 0.0
     tol: float = 0.0
     exact: bool = False  # no seed noise (e.g. update counts): the means decide, no test
+    relative: bool = False  # within: tol is a share of |B| (0.01: within 1%)
 
     def holds(self, a: float, b: float) -> bool:
         if self.kind == "less":
@@ -134,14 +136,19 @@ class Rule:
         if self.kind == "greater":
             return a > self.ratio * b + self.margin
         if self.kind == "within":
-            return abs(a - b) <= self.tol
+            return abs(a - b) <= self.tol * (abs(b) if self.relative else 1.0)
         raise ValueError(f"unknown rule kind {self.kind!r}")
 
     def effect(self, a: float, b: float) -> float:
-        """The number a reader compares with the threshold: A/B for ratio rules, else A - B."""
+        """The number a reader compares with the threshold: A/B for ratio rules, (A/B - 1) in
+        % for relative ones, else A - B."""
+        if self.relative:
+            return (a / b - 1.0) * 100.0 if b != 0 else math.nan
         return a / b if self.ratio != 1.0 and b != 0 else a - b
 
     def describe(self, a: str = "A", b: str = "B") -> str:
+        if self.kind == "within" and self.relative:
+            return f"{a} within {self.tol * 100:g}% of {b}"
         if self.kind == "within":
             return f"{a} within {self.tol:g} of {b}"
         op = "<" if self.kind == "less" else ">"
@@ -151,6 +158,10 @@ class Rule:
 
     def p_value(self, a: Side, b: Side) -> float:
         """One-sided Welch p-value of the claim (TOST for `within`); NaN if undefined."""
+        if self.kind == "within" and self.relative:
+            lower = _welch(a, b.affine(1.0 - self.tol, 0.0), "greater")
+            upper = _welch(a, b.affine(1.0 + self.tol, 0.0), "less")
+            return max(lower, upper)
         if self.kind == "within":
             lower = _welch(a, b.affine(1.0, -self.tol), "greater")
             upper = _welch(a, b.affine(1.0, self.tol), "less")
@@ -166,8 +177,8 @@ def greater(ratio: float = 1.0, margin: float = 0.0, exact: bool = False) -> Rul
     return Rule("greater", ratio=ratio, margin=margin, exact=exact)
 
 
-def within(tol: float, exact: bool = False) -> Rule:
-    return Rule("within", tol=tol, exact=exact)
+def within(tol: float, exact: bool = False, relative: bool = False) -> Rule:
+    return Rule("within", tol=tol, exact=exact, relative=relative)
 
 
 def _welch(a: Side, b: Side, alternative: str) -> float:

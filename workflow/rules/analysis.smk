@@ -24,6 +24,15 @@ def analysis_resources(wildcards):
     return {**res, "gpu": min(res["gpus"], 1)}
 
 
+def analysis_group(name):
+    """A group per rule, whose jobs the SLURM profile's group-components runs several to a
+    submission, one after another: where analyses are short (no GPU: quick, rehearsal) that
+    saves each a job start-up (two Snakemake start-ups). On GPUs each is long and keeps a job
+    of its own. Per rule, so no group holds a job and one that needs it: the plugin would run
+    those side by side in one CPU's job. Local runs ignore groups."""
+    return lambda wildcards: None if analysis_resources(wildcards)["gpu"] else name
+
+
 def final_sharpness(wildcards):
     """The run's phi of its final weights (Table 3's files), reused by phi along training."""
     eps = analysis_settings(wildcards, "sharpness")["figure_eps"]
@@ -64,6 +73,7 @@ rule sharpness:
         run=lambda wc, input: os.path.dirname(input.summary),
         max_iter=lambda wc: analysis_settings(wc, "sharpness")["max_iter"],
         converge=converge_args,
+    group: analysis_group("sharpness")
     threads: lambda wc: analysis_resources(wc)["threads"]
     resources:
         gpu=lambda wc: analysis_resources(wc)["gpu"],
@@ -98,6 +108,7 @@ rule training_sharpness:
         run=lambda wc, input: os.path.dirname(input.summary),
         eps=lambda wc: analysis_settings(wc, "sharpness")["figure_eps"],
         max_iter=lambda wc: analysis_settings(wc, "sharpness")["max_iter"],
+    group: analysis_group("training_sharpness")
     threads: lambda wc: analysis_resources(wc)["threads"]
     resources:
         gpu=lambda wc: analysis_resources(wc)["gpu"],
@@ -132,6 +143,7 @@ rule bn_modes:
         run=lambda wc, input: os.path.dirname(input.summary),
         eps=lambda wc: analysis_settings(wc, "sharpness")["figure_eps"],
         max_iter=lambda wc: analysis_settings(wc, "sharpness")["max_iter"],
+    group: analysis_group("bn_modes")
     threads: lambda wc: analysis_resources(wc)["threads"]
     resources:
         gpu=lambda wc: analysis_resources(wc)["gpu"],
@@ -167,6 +179,7 @@ rule hessian:
         samples=lambda wc: analysis_settings(wc, "hessian")["hutchinson_samples"],
         ncv=lambda wc: analysis_settings(wc, "hessian")["lanczos_vectors"],
         tol=lambda wc: analysis_settings(wc, "hessian")["lanczos_tol"],
+    group: analysis_group("hessian")
     threads: lambda wc: analysis_resources(wc)["threads"]
     resources:
         gpu=lambda wc: analysis_resources(wc)["gpu"],
@@ -177,6 +190,58 @@ rule hessian:
         "python -m lbgap.analyses hessian --run {params.run} --data {input.data} "
         "--samples {params.samples} --lanczos-vectors {params.ncv} --tol {params.tol} "
         "--threads {threads} --out {output} > {log} 2>&1"
+
+
+def reparametrization_args(wildcards):
+    """The rescaling factors and, with eigenvalues on, the Hessian analysis's Lanczos settings.
+    alpha = 1's phi and eigenvalue are Table 3's and the Hessian table's: the tables read them
+    from those jobs' files, so this job starts as soon as the run has finished."""
+    cfg = analysis_settings(wildcards, "reparametrization")
+    args = "--alphas " + " ".join(f"{a:g}" for a in cfg["alphas"])
+    if cfg["eigenvalue"]:
+        hess = analysis_settings(wildcards, "hessian")
+        args += (
+            f" --eigenvalue --lanczos-vectors {hess['lanczos_vectors']}"
+            f" --tol {hess['lanczos_tol']}"
+        )
+    return args
+
+
+rule reparametrization:
+    wildcard_constraints:
+        experiment="[^/]+",
+        variant="[^/]+",
+    input:
+        summary=f"{RUN_DIR}/summary.json",
+        checkpoint=f"{RUN_DIR}/checkpoint.pt",
+        data=train_data,
+    output:
+        f"{RUN_DIR}/{analysis_files.REPARAMETRIZATION}",
+    log:
+        "logs/reparametrization/{paper}/{experiment}/{variant}/seed{seed}.log",
+    benchmark:
+        f"{RUN_DIR}/benchmark_reparametrization.tsv"
+    message:
+        "Rescaled weights (Dinh et al.): loss, phi, adaptive sharpness of {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
+    conda:
+        "../../envs/lbgap.yaml"
+    params:
+        run=lambda wc, input: os.path.dirname(input.summary),
+        eps=lambda wc: analysis_settings(wc, "sharpness")["figure_eps"],
+        max_iter=lambda wc: analysis_settings(wc, "sharpness")["max_iter"],
+        adaptive_eps=lambda wc: analysis_settings(wc, "reparametrization")["adaptive_eps"],
+        args=reparametrization_args,
+    group: analysis_group("reparametrization")
+    threads: lambda wc: analysis_resources(wc)["threads"]
+    resources:
+        gpu=lambda wc: analysis_resources(wc)["gpu"],
+        mem_mb=lambda wc: analysis_resources(wc)["mem_mb"],
+        runtime=lambda wc: analysis_resources(wc)["runtime"],
+        cpus_per_task=lambda wc: analysis_resources(wc)["threads"],
+    shell:
+        "python -m lbgap.analyses reparametrization --run {params.run} --data {input.data} "
+        "--eps {params.eps} --adaptive-eps {params.adaptive_eps} --max-iter {params.max_iter} "
+        "{params.args} --threads {threads} --out {output} > {log} 2>&1"
 
 
 def parametric_run(variant):
@@ -211,6 +276,7 @@ rule parametric:
         sb=lambda wc, input: os.path.dirname(input.sb),
         lb=lambda wc, input: os.path.dirname(input.lb),
         points=lambda wc: analysis_settings(wc, "parametric")["points"],
+    group: analysis_group("parametric")
     threads: lambda wc: analysis_resources(wc)["threads"]
     resources:
         gpu=lambda wc: analysis_resources(wc)["gpu"],

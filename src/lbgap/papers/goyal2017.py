@@ -4,9 +4,14 @@ Variant names carry the method: `baseline` (kn = base), `no_warmup`, `constant_w
 `gradual_warmup` (the large kn), and `kn*` for the other points of the minibatch sweep, which
 like the paper's Figure 1 use the linear rule with gradual warmup. The paper's numbers are for
 ResNet-50 on ImageNet; analog rows quote them for comparison and say so.
+
+Experiments named `<experiment>_lars` (issue 21, not in the paper) rerun some kn of
+`<experiment>` with LARS (You et al. 2017); only the `lars` table reads them.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -19,8 +24,10 @@ from lbgap.papers.cells import (
     batch_of,
     beside_paper,
     dirs_of,
+    diverged,
     experiment_columns,
     experiment_notes,
+    measured,
     median_column,
     spec_of,
 )
@@ -37,6 +44,15 @@ SETTINGS = {
     "constant_warmup": "constant warmup",
     "gradual_warmup": "gradual warmup",
 }
+
+
+LARS = "_lars"
+
+
+def goyal_plan(plan: dict) -> dict:
+    """The plan without the LARS experiments (the paper's table and figures)."""
+    keep = {n: e for n, e in plan["experiments"].items() if not n.endswith(LARS)}
+    return {**plan, "experiments": keep}
 
 
 def sweep_variants(exp: dict) -> list[str]:
@@ -56,6 +72,7 @@ def _peak_lr(dirs: list[str]) -> float | None:
 
 def table1(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Top-1 error (%) with no, constant, gradual warmup (Goyal et al. Table 1): ours, paper."""
+    plan = goyal_plan(plan)
     rows, shown = [], []
     for name, exp in plan["experiments"].items():
         row = experiment_columns(name, exp) | {
@@ -93,7 +110,7 @@ def table1(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
 def error_vs_batch(plan: dict) -> Figure:
     """Validation error vs minibatch size: ours (left) and the paper's Figure 1 (right)."""
     fig, (ours, paper) = plt.subplots(1, 2, figsize=(12, 4.6))
-    ran = figures.ran_experiments(plan)
+    ran = figures.ran_experiments(goyal_plan(plan))
     for exp in ran.values():
         points = []
         for v in sweep_variants(exp):
@@ -180,7 +197,7 @@ def _draw_losses(ax, exp: dict) -> None:
 def training_curves(plan: dict) -> Figure:
     """Training loss of the small-batch baseline and the large batch with linear rule and warmup."""
     return figures.panel_per_experiment(
-        plan,
+        goyal_plan(plan),
         _draw_losses,
         (6.5, 4.4),
         f"Small vs large minibatch with the linear scaling rule (scale={plan['scale']})\n"
@@ -191,8 +208,98 @@ def training_curves(plan: dict) -> Figure:
     )
 
 
+# ---------------------------------------------------------------- LARS (You et al. 2017)
+def _same_seeds(dirs: list[str], seeds: set[str]) -> list[str]:
+    return [d for d in dirs if Path(d).name in seeds]
+
+
+def _sgd_variant(exp: dict, batch: int | None) -> str | None:
+    """The experiment's linear-rule, gradual-warmup run at `batch` (Figure 1's point)."""
+    if batch is None:  # not run at this scale
+        return None
+    return next((v for v in sweep_variants(exp) if batch_of(exp, v) == batch), None)
+
+
+def lars_table(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """LARS at the largest minibatches (You et al. 2017, not in the paper) beside plain SGD."""
+    rows, shown = [], []
+    for name, exp in plan["experiments"].items():
+        base = plan["experiments"].get(name.removesuffix(LARS))
+        if not name.endswith(LARS) or base is None:
+            continue
+        variants = sorted(exp["variants"], key=lambda v: batch_of(exp, v) or 0)
+        row = experiment_columns(name, exp) | {"base": name.removesuffix(LARS),
+                                               "note": exp["skip"] or ""}  # fmt: skip
+        seeds = {Path(d).name for v in variants for d in dirs_of(exp, v)}
+        base_dirs = _same_seeds(dirs_of(base, "baseline"), seeds)
+        cols, base_cell = measured(base_dirs, "baseline_err", error=True)
+        row |= cols | {"baseline_diverged": diverged(base_dirs),
+                       "baseline_batch": batch_of(base, "baseline")}  # fmt: skip
+        for v in variants:
+            kn = batch_of(exp, v)
+            sgd = _sgd_variant(base, kn)
+            lars_dirs = dirs_of(exp, v)
+            sgd_dirs = _same_seeds(dirs_of(base, sgd), seeds) if sgd else []
+            lars_cols, lars_cell = measured(lars_dirs, f"{v}_err", error=True)
+            sgd_cols, sgd_cell = measured(sgd_dirs, f"{v}_sgd_err", error=True)
+            row |= lars_cols | sgd_cols | {f"{v}_batch": kn, f"{v}_sgd_variant": sgd,
+                                           f"{v}_diverged": diverged(lars_dirs),
+                                           f"{v}_sgd_diverged": diverged(sgd_dirs)}  # fmt: skip
+            if exp["skip"]:  # one line, not one per kn
+                continue
+            shown.append(
+                {
+                    "Network": exp["label"],
+                    "kn": str(kn),
+                    "eta (peak)": f"{_peak_lr(lars_dirs):.4g}" if lars_dirs else "-",
+                    "top-1 error % SGD (linear rule, gradual warmup)": sgd_cell
+                    if sgd
+                    else "no such run",
+                    "top-1 error % LARS": lars_cell,
+                    "top-1 error % baseline": f"{base_cell} (kn {batch_of(base, 'baseline')})",
+                    "Note": f"seeds: {', '.join(sorted(seeds)) or '-'}",
+                }
+            )
+        if exp["skip"]:
+            shown.append({"Network": exp["label"], "Note": exp["skip"]})
+        # The claims read the largest kn, where plain SGD falls behind first.
+        top = variants[-1]
+        for suffix in ("err", "sgd_err"):
+            for stat in ("mean", "std", "n", "values"):
+                row[f"largest_{suffix}_{stat}"] = row.get(f"{top}_{suffix}_{stat}")
+        row["largest_batch"] = batch_of(exp, top)
+        row["largest_diverged"] = row[f"{top}_diverged"]
+        row["largest_sgd_diverged"] = row[f"{top}_sgd_diverged"]
+        rows.append(row)
+    view = pd.DataFrame(shown).fillna("-")
+    view.attrs["notes"] = [
+        "Not in the paper: LARS (You, Gitman, Ginsburg 2017, Large Batch Training of "
+        "Convolutional Networks). The same recipe as the SGD runs of the same kn (linear "
+        "scaling rule, gradual warmup, decays, batch-norm batches of 32), with each weight "
+        "tensor's step scaled by trust x ||w|| / (||g|| + weight decay x ||w||); biases and "
+        "batch-norm parameters keep the global step and no weight decay.",
+        "SGD and baseline: the Table 1 experiment's runs of the same seeds as LARS's, so the "
+        "comparison is seed for seed. Does LARS hold the baseline's error at a kn where SGD "
+        "does not? (claims you2017-*)",
+        *experiment_notes(
+            {
+                **plan,
+                "experiments": {n: e for n, e in plan["experiments"].items() if n.endswith(LARS)},
+            }
+        ),  # fmt: skip
+    ]
+    return pd.DataFrame(rows), view
+
+
 PRODUCTS = [
     Product("table1", "table", table1),
     Product("error_vs_batch", "figure", error_vs_batch),
     Product("training_curves", "figure", training_curves),
+    Product(
+        "lars",
+        "table",
+        lars_table,
+        caption="Not in the paper (You et al. 2017): LARS at the largest minibatches beside "
+        "SGD with the linear rule and gradual warmup at the same kn, and the baseline.",
+    ),
 ]

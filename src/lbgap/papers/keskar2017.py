@@ -19,6 +19,7 @@ from lbgap.figures import training_curves
 from lbgap.papers import Product, reference, run_files
 from lbgap.papers import keskar2017_data as kd
 from lbgap.papers import keskar2017_figures as kf
+from lbgap.papers import keskar2017_reparametrization as kr
 from lbgap.papers.cells import dirs_of, experiment_columns
 from lbgap.papers.cells import diverged as diverged_runs
 from lbgap.tables import format_paper
@@ -369,6 +370,23 @@ PRODUCTS = [
     Product("table4", "table", table4, inputs=kd.subspace_inputs),
     Product("hessian", "table", hessian_table, inputs=kd.hessian_inputs),
     Product("bn_modes", "table", bn_modes_table, inputs=kd.bn_modes_inputs),
+    Product(
+        "reparametrization",
+        "table",
+        kr.reparametrization_table,
+        inputs=kr.inputs,
+        caption="Not in the paper (Dinh et al. 2017): the SB and LB final weights rescaled by "
+        "each alpha around every ReLU compute the same function (loss and accuracy unchanged) "
+        "while phi and the Hessian's top eigenvalue change.",
+    ),
+    Product(
+        "adaptive_sharpness",
+        "table",
+        kr.adaptive_table,
+        inputs=kr.inputs,
+        caption="Not in the paper (Kwon et al. 2021): adaptive sharpness, invariant to that "
+        "rescaling, of SB and LB beside phi: is LB still sharper?",
+    ),
     Product(
         "sharpness_convergence",
         "figure",
