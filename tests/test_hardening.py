@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -160,3 +161,35 @@ def test_write_if_changed_keeps_an_unchanged_file_untouched(tmp_path):
     assert path.stat().st_mtime == 1_000_000
     assert io.write_if_changed(path, '{"epochs": 3}\n') is True
     assert path.read_text() == '{"epochs": 3}\n' and path.stat().st_mtime > 1_000_000
+
+
+@pytest.mark.e2e
+def test_a_new_version_of_a_rules_command_reruns_nothing(repo_config, tmp_path):
+    """Updating lbgap must not throw away finished training: the train rule's command changing
+    (as it does when the launcher gains an option) is not a reason to rerun; a spec change is."""
+    from conftest import ROOT
+
+    work = tmp_path / "work"
+    write_config(work, tiny_config(repo_config, papers=["keskar2017"], epochs=1))
+    flow = tmp_path / "flow"
+    flow.mkdir()
+    shutil.copy(ROOT / "Snakefile", flow / "Snakefile")
+    shutil.copytree(ROOT / "workflow", flow / "workflow")
+    for shared in ("src", "profiles", "envs"):
+        (flow / shared).symlink_to(ROOT / shared)
+    target = "results/keskar2017/F1/SB/seed0/summary.json"
+    args = ["-s", str(flow / "Snakefile"), "--workflow-profile", str(flow / "profiles/default")]
+    done = run_snakemake(work, *args, "--cores", "2", target)
+    assert done.returncode == 0, done.stderr[-3000:]
+    train_rule = flow / "workflow/rules/train.smk"
+    text = train_rule.read_text()
+    assert '"exec python -m lbgap.launch ' in text
+    train_rule.write_text(
+        text.replace('"exec python -m lbgap.launch ', '"exec python -m lbgap.launch  ')
+    )
+    again = run_snakemake(work, *args, "-n", target)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    (work / "narrower.yaml").write_text("scales:\n  quick:\n    width: 0.3\n")
+    more = ["--configfile", str(work / "config.yaml"), str(work / "narrower.yaml")]
+    changed = run_snakemake(work, *args, "-n", target, *more)
+    assert "Updated input files: results/keskar2017/F1/SB/seed0/spec.json" in changed.stdout
