@@ -11,8 +11,10 @@ that a failure.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -27,16 +29,22 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+ANALYSIS_RULES = ROOT / "workflow" / "rules" / "analysis.smk"
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).parent))
 from slurm import cluster as slurm_cluster  # noqa: E402
 
-from lbgap import slurm_status  # noqa: E402
+from lbgap import launch, slurm_status  # noqa: E402
 
-# The training runs of Keskar et al.'s F1 (and the data they need): what runs on the cluster.
-# The paper's tables, figures and analyses are local rules or beyond a test's minutes.
+# Keskar et al.'s paper with its F1 runs only: on the cluster, the whole review (every rule kind:
+# data, training, each analysis, tables, figures, claims, provenance, overview), locally the
+# two training runs it is compared with.
 RUNS = ("results/keskar2017/F1/SB/seed0", "results/keskar2017/F1/LB/seed0")
 TARGETS = [f"{run}/summary.json" for run in RUNS]
+REVIEW = "reproduce_all"
+ANALYSES = {"sharpness", "training_sharpness", "bn_modes", "hessian", "parametric"}
+RULE_KINDS = {"prepare_data", "train", "table", "table_view", "figure", "claims", "provenance",
+              "index", *ANALYSES}  # fmt: skip
 PREEMPTED = RUNS[1]  # the run of the multi-node test's spec
 # Each run is signalled mid-training, one in each of SLURM's ways: the whole job (preemption,
 # `scancel --full`: the batch script and every step) and the job steps only (`--signal` before
@@ -59,6 +67,19 @@ def test_slurm_profile_has_the_documented_keys():
     keys = {"slurm_partition", "slurm_account", "runtime", "mem_mb", "cpus_per_task"}
     assert keys <= set(resources)
     assert "--signal=TERM@" in resources["slurm_extra"]
+
+
+def test_every_grouped_rule_shares_submissions_one_job_at_a_time():
+    """Each rule the workflow groups has its group-components in the profile, and a grouped
+    submission runs its jobs one after another (it asks for one job's CPUs)."""
+    grouped = set(re.findall(r'group: analysis_group\("(\w+)"\)', ANALYSIS_RULES.read_text()))
+    profile = load_profile("slurm")
+    components = dict(entry.split("=") for entry in profile["group-components"])
+    assert grouped >= ANALYSES and set(components) == grouped
+    assert all(int(n) > 1 for n in components.values())
+    assert profile["resources"] == ["group_slots=1"]
+    assert profile["set-resource-scopes"] == ["group_slots=local"]
+    assert profile["default-resources"]["group_slots"] == 1
 
 
 def test_workflow_profile_never_overrides_a_site_profile():
@@ -100,6 +121,51 @@ def test_status_check_sees_the_plugin_go_back_to_sacct():
     line = slurm_status.problem("squeue", 40, fake_slurm(False, 60))
     assert "slurm-init-seconds-before-status-checks: 20" in line
     assert slurm_status.problem("squeue", 40, fake_slurm(True, 60)) is None
+
+
+# ---------------------------------------------------------------- every attempt's benchmark
+def attempt_starts(log: Path, earlier: Path, start: float, end: float) -> str:
+    """One attempt as the train rule runs it: its start line appended to the log, which it
+    last writes at `end`."""
+    line = launch.record_attempt(log, earlier, start)
+    with log.open("a") as out:
+        out.write(line + "\nepoch 1/20 ...\n")
+    os.utime(log, (end, end))
+    return line
+
+
+def test_each_retry_records_the_attempt_before_it(tmp_path):
+    """Snakemake's benchmark has only the attempt that succeeded: the earlier attempts' rows
+    (start to the log's last write) go beside it, in its columns."""
+    log, earlier = tmp_path / "seed0.log", tmp_path / "benchmark_earlier_attempts.tsv"
+    earlier.write_text("left from an older run\n")
+    log.write_text("")
+    first = attempt_starts(log, earlier, 1000.0, 1030.5)
+    assert first.startswith("launch: attempt 1 started at") and not earlier.exists()
+    second = attempt_starts(log, earlier, 1040.0, 1100.0)
+    assert second.startswith("launch: attempt 2 started")
+    attempt_starts(log, earlier, 1110.0, 1200.0)
+    rows = pd.read_csv(earlier, sep="\t")
+    assert rows["s"].tolist() == [30.5, 60.0] and rows["attempt"].tolist() == [1, 2]
+    assert rows["h:m:s"].tolist() == ["0:00:30", "0:01:00"]
+    snakemakes = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time"
+    last = pd.read_csv(
+        io.StringIO(snakemakes + "\n90.1\t0:01:30\t1\t2\t3\t4\t5\t6\t7\t8\n"), sep="\t"
+    )
+    assert list(rows.columns[: len(last.columns)]) == list(last.columns)
+    assert pd.concat([rows, last])["s"].sum() == pytest.approx(180.6)
+
+
+def test_a_fresh_log_starts_the_record_afresh(tmp_path):
+    """The train rule empties the log when the run starts over (no state.pt): so do the rows."""
+    log, earlier = tmp_path / "seed0.log", tmp_path / "benchmark_earlier_attempts.tsv"
+    log.write_text("")
+    attempt_starts(log, earlier, 1000.0, 1010.0)
+    attempt_starts(log, earlier, 1020.0, 1030.0)
+    assert len(pd.read_csv(earlier, sep="\t")) == 1
+    log.write_text("")  # `: > {log}.attempts`
+    assert launch.record_attempt(log, earlier, 2000.0).startswith("launch: attempt 1 ")
+    assert not earlier.exists()
 
 
 # ---------------------------------------------------------------- make slurm-profile
@@ -183,12 +249,20 @@ def copy_repo(dst: Path) -> Path:
 
 
 def tiny_config(config: dict) -> dict:
-    """Keskar et al.'s paper only, one seed, 500 digits, 20 short epochs of F1, on CPU."""
+    """Keskar et al.'s paper with F1 only, one seed, 500 digits, 20 short epochs, on CPU; its
+    analyses at one eps, with the rehearsal's few iterations, probes and points."""
     config["device"] = "cpu"
     config["system_datasets"] = False  # the same data on every machine
-    config["papers"] = {"keskar2017": config["papers"]["keskar2017"]}
-    f1 = config["papers"]["keskar2017"]["experiments"]["F1"]
+    keskar = config["papers"]["keskar2017"]
+    config["papers"] = {"keskar2017": keskar}
+    keskar["experiments"] = {"F1": keskar["experiments"]["F1"]}
+    f1 = keskar["experiments"]["F1"]
     f1["epochs"] = {**f1["epochs"], "quick": 20}
+    analysis = keskar["analysis"]
+    analysis["sharpness"]["eps"] = [analysis["sharpness"]["figure_eps"]]
+    for section, key in [("sharpness", "max_iter"), ("sharpness", "converge_max_iter"),
+                         ("hessian", "hutchinson_samples"), ("parametric", "points")]:  # fmt: skip
+        analysis[section][key]["quick"] = analysis[section][key]["rehearsal"]
     config["scales"]["quick"].update(
         train_size=500, test_size=200, seeds=[0], mem_mb=1000, runtime=10, threads=1
     )
@@ -281,14 +355,15 @@ def test_without_accounting_the_run_stops_with_one_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def runs(cluster, tmp_path_factory) -> Runs:
-    """The tiny workflow on the cluster (one job preempted) and, meanwhile, locally."""
+    """The tiny review on the cluster (both training jobs preempted) and, meanwhile, its
+    training runs locally."""
     tmp = tmp_path_factory.mktemp("runs")
     slurm_dir, local_dir = make_workdir(tmp / "slurm"), make_workdir(tmp / "local")
     env = env_for(tmp)
     install_profile(slurm_dir, env)
     start = time.monotonic()
     # The shipped profile as it is: no partition (the cluster's default), no overrides.
-    on_slurm = snakemake(slurm_dir, env, "--profile", "slurm", *TARGETS, timeout=900)
+    on_slurm = snakemake(slurm_dir, env, "--profile", "slurm", REVIEW, timeout=900)
     local = snakemake(local_dir, env, "--profile", "profiles/local", *TARGETS)
     try:
         jobs = preempt_when_training(slurm_dir, on_slurm)
@@ -313,6 +388,11 @@ def result_files(work: Path) -> list[Path]:
     return sorted(p.relative_to(work) for p in results.rglob("*") if p.is_file())
 
 
+def finished_rules(out: str) -> list[str]:
+    """The rule of every job Snakemake reports finished (a group's jobs each once)."""
+    return re.findall(r"^Finished jobid: \d+ \(Rule: (\w+)\)$", out, re.MULTILINE)
+
+
 def assert_same_weights(a: Path, b: Path) -> None:
     wa = torch.load(a, weights_only=True)["model"]
     wb = torch.load(b, weights_only=True)["model"]
@@ -332,8 +412,8 @@ def assert_same_metrics(a: Path, b: Path) -> None:
 def test_workflow_on_slurm_equals_local_run(runs):
     assert "Using profiles slurm and workflow specific profile" in runs.slurm_out
     assert "SLURM jobid" in runs.slurm_out and "SLURM jobid" not in runs.local_out
-    files = result_files(runs.slurm)
-    assert files and files == result_files(runs.local)
+    files = result_files(runs.local)  # the training runs, on the cluster among the review's
+    assert files and set(files) <= set(result_files(runs.slurm))
     for path in files:
         a, b = runs.slurm / path, runs.local / path
         if path.name == "metrics.csv":
@@ -342,7 +422,22 @@ def test_workflow_on_slurm_equals_local_run(runs):
             assert a.read_text() == b.read_text(), path
         elif path.suffix == ".pt":
             assert_same_weights(a, b)
-    print(f"SLURM run {runs.seconds['slurm']:.0f} s, local run {runs.seconds['local']:.0f} s")
+    print(f"SLURM run {runs.seconds['slurm']:.0f} s, local training {runs.seconds['local']:.0f} s")
+
+
+@pytest.mark.slurm
+def test_every_rule_kind_ran_and_short_analyses_shared_submissions(runs):
+    """The review through the shipped profile: every kind of rule ran, the analyses in grouped
+    submissions (several jobs each), the tables, figures and overview on the login node."""
+    finished = finished_rules(runs.slurm_out)
+    assert RULE_KINDS <= set(finished), sorted(RULE_KINDS - set(finished))
+    analyses = sum(rule in ANALYSES for rule in finished)
+    groups = re.findall(r"SLURM jobid \d+ \(log: \S+/group_\w+/", runs.slurm_out)
+    assert groups and len(groups) < analyses, (len(groups), analyses)
+    assert "/rule_table/" not in runs.slurm_out and "/rule_figure/" not in runs.slurm_out
+    assert (runs.slurm / "reports" / "index.html").exists()
+    claims = pd.read_csv(runs.slurm / "reports" / "tables" / "claims.csv").set_index("claim")
+    assert not claims.loc["keskar2017-sharpness", "verdict"].startswith("not run")  # both phis
 
 
 @pytest.mark.slurm
@@ -369,7 +464,7 @@ def test_every_training_job_has_a_benchmark(runs):
 @pytest.mark.parametrize("variant", list(SIGNALS))
 def test_preempted_job_resumed_from_its_checkpoint(runs, variant):
     """Signalled either way, the run checkpoints; the retry appends to the same log and
-    resumes (no retrain from epoch 1)."""
+    resumes (no retrain from epoch 1); both attempts' times are on record."""
     assert variant in runs.preempted_jobs, f"the {variant} job finished before it was signalled"
     log = (runs.slurm / train_log(variant)).read_text()
     assert "signal 15: checkpointing" in log, log[-3000:]
@@ -379,6 +474,10 @@ def test_preempted_job_resumed_from_its_checkpoint(runs, variant):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs"] == 20
     assert not (run / "state.pt").exists()
+    earlier = pd.read_csv(run / "benchmark_earlier_attempts.tsv", sep="\t")
+    attempts = pd.concat([earlier, pd.read_csv(run / "benchmark.tsv", sep="\t")])
+    assert len(attempts) == 2 and earlier["attempt"].tolist() == [1], attempts
+    assert (attempts["s"] > 0).all()
 
 
 @pytest.mark.slurm

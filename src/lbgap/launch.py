@@ -26,12 +26,15 @@ MASTER_PORT for lbgap.train.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"
 
@@ -195,6 +198,40 @@ def start_relay(args: argparse.Namespace, env: Mapping[str, str], cmd: list[str]
         print(f"launch: no signal relay ({err})", flush=True)
 
 
+# Snakemake writes a job's benchmark file only when the job succeeds: a preempted or failed
+# attempt leaves no row, and the file holds the last attempt alone. The launcher, about
+# to become the training process, notes each attempt's start in the job's log (kept across
+# attempts by the train rule); the next attempt turns the last one into a row (start to the
+# log's last write) in a file beside the benchmark: every attempt's time is on record.
+BENCHMARK_COLUMNS = ["s", "h:m:s", "max_rss", "max_vms", "max_uss", "max_pss", "io_in", "io_out",
+                     "mean_load", "cpu_time", "attempt"]  # fmt: skip
+STARTED = re.compile(r"^launch: attempt (\d+) started at \S+ \(unix ([0-9.]+)\)$", re.MULTILINE)
+
+
+def attempt_row(attempt: int, seconds: float) -> str:
+    """A row in Snakemake's benchmark columns; what only Snakemake measures is NA."""
+    hms = str(datetime.timedelta(seconds=round(seconds)))
+    return "\t".join([f"{seconds:.4f}", hms, *["NA"] * 8, str(attempt)])
+
+
+def record_attempt(log: Path, earlier: Path, now: float) -> str:
+    """Add the previous attempt (if the log shows one) to `earlier`, or start `earlier` afresh
+    with a fresh log; returns this attempt's start line, for the log."""
+    starts = STARTED.findall(log.read_text(errors="replace")) if log.exists() else []
+    if not starts:
+        earlier.unlink(missing_ok=True)  # a fresh run: no earlier attempt
+    else:
+        attempt, started = int(starts[-1][0]), float(starts[-1][1])
+        ended = max(log.stat().st_mtime, started)
+        new = not earlier.exists() or earlier.stat().st_size == 0
+        with earlier.open("a") as out:
+            if new:
+                out.write("\t".join(BENCHMARK_COLUMNS) + "\n")
+            out.write(attempt_row(attempt, ended - started) + "\n")
+    at = datetime.datetime.fromtimestamp(now, datetime.UTC).isoformat(timespec="seconds")
+    return f"launch: attempt {len(starts) + 1} started at {at} (unix {now:.3f})"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Launch lbgap.train under torchrun.")
     parser.add_argument("--nproc-per-node", type=int, default=1, help="processes per node")
@@ -207,6 +244,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="auto: c10d with srun on several nodes, standalone on one",
     )
     parser.add_argument("--relay-to", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--log", type=Path, help="this job's log, kept across attempts (earlier attempts' starts)"
+    )
+    parser.add_argument(
+        "--earlier-attempts",
+        type=Path,
+        help="benchmark rows of the attempts before this one (needs --log)",
+    )
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then lbgap.train's")
     args = parser.parse_args(argv)
     if args.train_args[:1] == ["--"]:
@@ -224,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         "TORCHELASTIC_SIGNALS_TO_HANDLE": SIGNALS,
     }
     cmd = command(args, env)
+    if args.earlier_attempts and args.log:
+        print(record_attempt(args.log, args.earlier_attempts, time.time()), flush=True)
     print("launch:", " ".join(cmd[: cmd.index("lbgap.train") + 1]), "...", flush=True)
     start_relay(args, env, cmd)
     os.execvpe(cmd[0], cmd, env)  # no return: torchrun (or srun) takes this process over

@@ -26,10 +26,10 @@ def analysis_resources(wildcards):
 
 def analysis_group(name):
     """A group per rule, whose jobs the SLURM profile's group-components runs several to a
-    submission, one after another: where analyses are short (no GPU: quick, rehearsal) that
-    saves each a job start-up (two Snakemake start-ups). On GPUs each is long and keeps a job
-    of its own. Per rule, so no group holds a job and one that needs it: the plugin would run
-    those side by side in one CPU's job. Local runs ignore groups."""
+    submission, one after another: where analyses are short (no GPU: quick, rehearsal) each
+    saves its own submission and one of its two Snakemake start-ups. On GPUs each is long and
+    keeps a job of its own. Per rule, so no group holds a job and one that needs it: the plugin
+    would run those side by side in one CPU's job. Local runs ignore groups."""
     return lambda wildcards: None if analysis_resources(wildcards)["gpu"] else name
 
 

@@ -44,11 +44,16 @@ rule train:
         tensorboard=int(config["tensorboard"]),
     # exec: SLURM's SIGTERM reaches torchrun and the training processes, not a waiting shell.
     # Snakemake deletes {log} before a retry; a hard link to `.attempts` beside it (restarted
-    # with the run, kept while a state.pt says it resumes) keeps every attempt's lines in it.
+    # with the run, kept while a state.pt says it resumes) keeps every attempt's lines in it
+    # (`: >>` creates it without touching the time of its last write, the previous attempt's
+    # end). Snakemake's benchmark has the attempt that succeeded; the launcher puts the earlier
+    # ones' times beside it, from their start lines in that log.
     shell:
         "if [ ! -e {params.out}/state.pt ]; then : > {log}.attempts; fi; "
-        "touch {log}.attempts && ln -f {log}.attempts {log} && "
-        "exec python -m lbgap.launch --nproc-per-node {params.nproc} --nodes {resources.nodes} "
+        ": >> {log}.attempts && ln -f {log}.attempts {log} && "
+        "exec python -m lbgap.launch --log {log} "
+        "--earlier-attempts {params.out}/benchmark_earlier_attempts.tsv "
+        "--nproc-per-node {params.nproc} --nodes {resources.nodes} "
         "--threads {resources.threads_per_process} -- --spec {input.spec} --out {params.out} "
         "--checkpoint-minutes {resources.checkpoint_minutes} --tensorboard {resources.tensorboard} "
         ">> {log} 2>&1"
