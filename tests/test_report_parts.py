@@ -28,16 +28,17 @@ def test_compute_sums_wall_cpu_and_gpu_hours_per_paper(tmp_path, monkeypatch):
     bench(cpu_run / "benchmark.tsv", 3600, 1800)
     bench(cpu_run / "benchmark_sharpness_full_eps1e-3.tsv", 1800, 900)  # an analysis job
     bench(gpu_run / "benchmark.tsv", 7200, 3600)
+    bench(gpu_run / "benchmark_earlier_attempts.tsv", 720, 360)  # preempted once: same job
     (gpu_run / "summary.json").write_text(json.dumps({"device": "cuda:0", "world_size": 2}))
     bench(Path("results/keskar2017/F1/benchmark_parametric_seed0.tsv"), 360, 360)
     bench(Path("results/keskar2017/F1/OLD/seed0/benchmark.tsv"), 10**6, 10**6)  # not in matrix
     table = provenance.compute(config, [cpu_run, gpu_run]).set_index("paper")
     row = table.loc["keskar2017"]
     assert row["jobs"] == 4
-    assert row["wall_h"] == pytest.approx(1 + 0.5 + 2 + 0.1)
-    assert row["cpu_h"] == pytest.approx(2 * 3.6)  # 2 threads x 1 task each
-    assert row["gpu_h"] == pytest.approx(2 * 2)  # the CUDA run: 2 h x world size 2
-    assert row["cpu_time_h"] == pytest.approx(0.5 + 0.25 + 1 + 0.1)
+    assert row["wall_h"] == pytest.approx(1 + 0.5 + 2 + 0.2 + 0.1)
+    assert row["cpu_h"] == pytest.approx(2 * 3.8)  # 2 threads x 1 task each
+    assert row["gpu_h"] == pytest.approx(2 * 2.2)  # the CUDA run: 2.2 h x world size 2
+    assert row["cpu_time_h"] == pytest.approx(0.5 + 0.25 + 1 + 0.1 + 0.1)
     assert table.loc["total", "wall_h"] == pytest.approx(row["wall_h"])
 
 

@@ -206,7 +206,8 @@ def compute(config: dict, dirs: list[Path]) -> pd.DataFrame:
         rows.append(
             {
                 "paper": paper,
-                "jobs": 1,
+                # a preempted job's earlier attempts: their time counts, they are no more jobs
+                "jobs": 0 if path.name.endswith("earlier_attempts.tsv") else 1,
                 "wall_h": wall / 3600,
                 "cpu_h": wall * cores / 3600,
                 "gpu_h": wall * gpus / 3600,
