@@ -77,6 +77,8 @@ slurm-profile:
 
 lint: setup
 	ruff check . && ruff format --check .
+	snakefmt --check Snakefile workflow/rules
+	snakemake --lint
 
 clean:
 	rm -rf results logs .snakemake reports/report.html reports/index.html rehearsal

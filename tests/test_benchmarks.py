@@ -101,3 +101,26 @@ def test_ddp_benchmark_runs_the_trainer_under_torchrun(tmp_path):
     assert result["benchmark"] == "ddp"
     run_1 = result["runs"]["1"][0]
     assert run_1["world_size"] == 1 and run_1["steps"] == 2 and run_1["samples_per_s"] > 0
+
+
+def test_jpeg_benchmark_writes_its_folder_rates_and_projection(tmp_path):
+    """16 JPEGs; the training comparison's code path on the CPU with ResNet-20 at 32 px."""
+    out = tmp_path / "jpeg.json"
+    proc = run(
+        "bench_jpeg.py", "--images", "16", "--size", "32", "--batch", "8", "--rounds", "1",
+        "--train-device", "cpu", "--network", "resnet20", "--train-batch", "4",
+        "--train-steps", "1", "--warmup", "1", "--workers", "0", "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["benchmark"] == "jpeg" and result["folder"]["train_images"] == 16
+    assert 50 < result["folder"]["mean_file_kb"] < 250  # ImageNet's files average ~110 KB
+    for side in ("pil", "decode_jpeg_cpu", "worker_share"):
+        assert result["per_core"][side]["images_per_cpu_s"]["median"] > 0
+    rates = result["training"]["images_per_s"]
+    assert set(rates) == {"synthetic", "device_decode", "pil_workers"}
+    assert result["training"]["met"] is None  # the target is for a GPU
+    plan = result["projection"]
+    assert "no GPU in this run" in plan["per_gpu_source"]
+    assert plan["hours_by_gpus"]["256"] < plan["hours_by_gpus"]["8"] < plan["hours_by_gpus"]["1"]
+    assert plan["cpu_cores_per_gpu"]["pil"] > 0

@@ -10,7 +10,7 @@ import torch
 from test_resume import assert_same_run, stop_after
 from test_train import make_spec, run_torchrun
 
-from lbgap import train
+from lbgap import jpeg_decode, train
 from lbgap.data import dataset_info, prepare
 from lbgap.imagefolder import ImageStream
 
@@ -108,6 +108,27 @@ def test_stop_then_resume_is_exact(tmp_path, prepared_imagenet, monkeypatch):
             train.run(spec, tmp_path / "cut")
     train.run(spec, tmp_path / "cut")
     assert_same_run(tmp_path / "cut", tmp_path / "whole")
+
+
+def test_device_decoding_is_the_cpu_run_on_a_cpu_and_resumes_exactly(
+    tmp_path, prepared_imagenet, monkeypatch
+):
+    """decode: device (a GPU's default) on a CPU decodes with the same libjpeg-turbo as PIL and
+    draws the same crops, so the run is the PIL run bit for bit; stopped mid-epoch, it resumes
+    exactly, with workers."""
+    real = jpeg_decode.decode
+    decoded = []
+    monkeypatch.setattr(jpeg_decode, "decode", lambda data, *a: decoded.append(1) or real(data, *a))
+    train.run(imagenet_spec(prepared_imagenet, decode="cpu"), tmp_path / "pil")
+    assert not decoded
+    spec = imagenet_spec(prepared_imagenet, decode="device", loader_workers=2)
+    with monkeypatch.context() as m:
+        stop_after(m, 4)  # epoch 2, iteration 1 of 3
+        with pytest.raises(train.Preempted):
+            train.run(spec, tmp_path / "device")
+    train.run(spec, tmp_path / "device")
+    assert decoded  # the device path ran
+    assert_same_run(tmp_path / "device", tmp_path / "pil")
 
 
 def test_empty_folders_are_a_clear_error(tmp_path):

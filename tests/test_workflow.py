@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pandas as pd
 import pytest
@@ -106,3 +107,17 @@ def test_planning_never_imports_torch(tmp_path, repo_config, monkeypatch):
                          "--config", "scale=paper")  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "torch imported while planning" not in done.stderr
+
+
+def test_rule_files_are_snakefmt_formatted_and_lint_clean(tmp_path, repo_config):
+    """Snakemake's conventions (`make lint`): snakefmt's layout and no `snakemake --lint` note."""
+    from conftest import ROOT, VENV_BIN
+
+    files = [str(ROOT / "Snakefile"), str(ROOT / "workflow" / "rules")]
+    fmt = subprocess.run([str(VENV_BIN / "snakefmt"), "--check", *files], capture_output=True,
+                         text=True, cwd=ROOT)  # fmt: skip
+    assert fmt.returncode == 0, fmt.stderr[-2000:]
+    write_config(tmp_path, repo_config)
+    lint = run_snakemake(tmp_path, "--lint")
+    assert lint.returncode == 0, (lint.stdout + lint.stderr)[-3000:]
+    assert "Lints for" not in lint.stdout + lint.stderr

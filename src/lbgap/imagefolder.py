@@ -7,6 +7,8 @@ a run stays exact: batches follow the run's own seeded permutation (the trainer 
 index lists), and each image's augmentation draws come from a seed made of (run seed, epoch,
 image index). A run therefore repeats bit for bit whatever the number of workers, and a resumed
 run continues mid-epoch exactly. Workers send uint8 images; normalization happens on the device.
+With `decode="device"` (the default on a GPU) workers send the JPEG files' bytes and each image's
+drawn crop box and flip instead, and the device decodes and augments them (lbgap.jpeg_decode).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
+from lbgap import jpeg_decode
 from lbgap.data import DatasetInfo, normalize
 
 TRAIN_EVAL_IMAGES = 10000  # fixed subset of the training set for the per-epoch train accuracy
@@ -51,6 +54,36 @@ class SeededImages(Dataset):
             return self.transform(image), target
 
 
+class SeededJpegs(SeededImages):
+    """The same keys and seeds, but a worker sends the file's bytes and, where `transform`
+    augments, the crop box and flip drawn for the image; the device decodes and augments."""
+
+    def __init__(self, folder: str, transform: v2.Compose, seed: int) -> None:
+        super().__init__(folder, transform, seed)
+        kinds = {type(t) for t in transform.transforms}
+        self.augments = v2.RandomResizedCrop in kinds
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, Tensor, int]:  # type: ignore[override]
+        index, epoch = key
+        path, target = self.folder.samples[index]
+        data = jpeg_decode.read_bytes(path)
+        box = [0] * 5
+        if self.augments:
+            with torch.random.fork_rng(devices=[]):
+                # The CPU generator only, as torch.manual_seed seeds it, without its ~0.1 ms
+                # of seeding other devices' generators: the same draws.
+                torch.default_generator.manual_seed(image_seed(self.seed, epoch, index))
+                box = jpeg_decode.draw_crop_flip(self.transform, *jpeg_decode.image_size(data))
+        return torch.frombuffer(data, dtype=torch.uint8), torch.tensor(box), target
+
+    def on_device(self, data: list[Tensor], boxes: Tensor, device: torch.device) -> Tensor:
+        """The batch's uint8 images, decoded and augmented (or center-cropped) on `device`."""
+        images = jpeg_decode.decode(data, device)
+        if self.augments:
+            return jpeg_decode.augment(images, boxes, self.transform)
+        return jpeg_decode.center(images, self.transform)
+
+
 def train_transform(size: int) -> v2.Transform:
     return v2.Compose([v2.ToImage(), v2.RandomResizedCrop(size), v2.RandomHorizontalFlip()])
 
@@ -77,20 +110,28 @@ class ImageStream:
         image_size: int | None = None,
         workers: int | None = None,
         augment: bool = True,
+        decode: str | None = None,
     ) -> None:
+        """`decode`: cpu (PIL in the workers), device (lbgap.jpeg_decode) or auto (None): device
+        on a GPU, cpu otherwise."""
         size = image_size or info.shape[-1]
         self.info, self.device, self.seed = info, device, seed
         self.workers = default_workers() if workers is None else workers
+        self.decode = jpeg_decode.resolve_decode(decode, device)
+        images = SeededJpegs if self.decode == "device" else SeededImages
         crop = train_transform(size) if augment else eval_transform(size)
-        self.train = SeededImages(folders["train"], crop, seed)
-        self.train_eval = SeededImages(folders["train"], eval_transform(size), seed)
-        self.test = SeededImages(folders["val"], eval_transform(size), seed)
+        self.train = images(folders["train"], crop, seed)
+        self.train_eval = images(folders["train"], eval_transform(size), seed)
+        self.test = images(folders["val"], eval_transform(size), seed)
         self.n_train = len(self.train)
         self.eval_chunk = EVAL_CHUNK
         if not self.n_train or not len(self.test):
             raise ValueError(f"no images under {folders['train']} or {folders['val']}")
 
     def _load(self, dataset: Dataset, keys: Sequence[list]) -> Iterator[tuple[Tensor, Tensor]]:
+        if isinstance(dataset, SeededJpegs):
+            yield from self._load_jpegs(dataset, keys)
+            return
         loader = DataLoader(
             dataset,
             batch_sampler=keys,
@@ -99,6 +140,17 @@ class ImageStream:
         )
         for x, y in loader:
             x = x.as_subclass(Tensor).to(self.device, non_blocking=True)
+            yield normalize(x, self.info), y.to(self.device, non_blocking=True)
+
+    def _load_jpegs(
+        self, dataset: SeededJpegs, keys: Sequence[list]
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Bytes from the workers (nothing to pin: the decoder reads them from the host)."""
+        loader = DataLoader(
+            dataset, batch_sampler=keys, num_workers=self.workers, collate_fn=jpeg_decode.collate
+        )
+        for data, boxes, y in loader:
+            x = dataset.on_device(data, boxes, self.device)
             yield normalize(x, self.info), y.to(self.device, non_blocking=True)
 
     def train_batches(

@@ -770,7 +770,13 @@ def _spec(config: dict, run: Run, schema: dict) -> dict:
         **{k: config[k] for k in ("amp", "channels_last", "compile", "deterministic")},
         "bn_eval": config["bn_eval"],
         "eval_chunk": config["eval_chunk"],
+        # ImageNet's JPEG decoding, only when not auto: other specs stay as they were.
+        **({"decode": config["decode"]} if _decode_set(config, s["dataset"]) else {}),
     }
+
+
+def _decode_set(config: dict, dataset: str) -> bool:
+    return dataset == "imagenet" and config.get("decode", "auto") != "auto"
 
 
 def check_warmup(schedule: Schedule, adapted: bool = False) -> None:

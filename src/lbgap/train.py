@@ -164,6 +164,7 @@ class Trainer:
                 spec.get("image_size"),
                 spec.get("loader_workers"),
                 bool(spec.get("augment")),
+                spec.get("decode"),  # absent: auto, JPEGs decoded on a GPU, by PIL on a CPU
             )
             self.stored = self.stream.n_train
         else:

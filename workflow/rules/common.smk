@@ -260,3 +260,79 @@ def index_products():
     if other_tables():
         products["other"] = {"title": "Other tables (quoted, not run)", "files": other_tables()}
     return json.dumps(products)
+
+
+# ---------------------------------------------------------------- analyses (analysis.smk)
+from lbgap import analysis_files
+
+RUN_DIR = "results/{paper}/{experiment}/{variant}/seed{seed}"
+
+
+ANALYSIS = checked(lambda: {paper: matrix.analysis(config, paper) for paper in PAPERS})
+
+
+def analysis_settings(wildcards, section):
+    return ANALYSIS[wildcards.paper][section]
+
+
+def run_dir(wildcards):
+    return (
+        f"results/{wildcards.paper}/{wildcards.experiment}/{wildcards.variant}/seed{wildcards.seed}"
+    )
+
+
+def analysis_resources(wildcards):
+    """One process per job: the scale's threads and memory, one GPU where the scale has GPUs."""
+    res = matrix.resources(config, wildcards.paper, wildcards.experiment)
+    return {**res, "gpu": min(res["gpus"], 1)}
+
+
+def analysis_group(name):
+    """A group per rule, whose jobs the SLURM profile's group-components runs several to a
+    submission, one after another: where analyses are short (no GPU: quick, rehearsal) each
+    saves its own submission and one of its two Snakemake start-ups. On GPUs each is long and
+    keeps a job of its own. Per rule, so no group holds a job and one that needs it: the plugin
+    would run those side by side in one CPU's job. Local runs ignore groups."""
+    return lambda wildcards: None if analysis_resources(wildcards)["gpu"] else name
+
+
+def final_sharpness(wildcards):
+    """The run's phi of its final weights (Table 3's files), reused by phi along training."""
+    eps = analysis_settings(wildcards, "sharpness")["figure_eps"]
+    return [analysis_files.sharpness(run_dir(wildcards), "full", eps)]
+
+
+def converge_args(wildcards):
+    """The converged estimate beside the paper's phi, computed in the same job."""
+    cfg = analysis_settings(wildcards, "sharpness")
+    starts = analysis_files.random_starts(cfg, wildcards.space)
+    return (
+        f"--converge-iter {cfg['converge_max_iter']} --random-starts {starts} "
+        f"--converge-tol {cfg['converge_tol']} --converge-patience {cfg['converge_patience']}"
+    )
+
+
+def reparametrization_args(wildcards):
+    """The rescaling factors and, with eigenvalues on, the Hessian analysis's Lanczos settings.
+    alpha = 1's phi and eigenvalue are Table 3's and the Hessian table's: the tables read them
+    from those jobs' files, so this job starts as soon as the run has finished."""
+    cfg = analysis_settings(wildcards, "reparametrization")
+    args = "--alphas " + " ".join(f"{a:g}" for a in cfg["alphas"])
+    if cfg["eigenvalue"]:
+        hess = analysis_settings(wildcards, "hessian")
+        args += (
+            f" --eigenvalue --lanczos-vectors {hess['lanczos_vectors']}"
+            f" --tol {hess['lanczos_tol']}"
+        )
+    return args
+
+
+def parametric_run(variant):
+    """The SB (alpha = 0) or LB (alpha = 1) run of a seed pairing."""
+    return lambda wc: f"results/{wc.paper}/{wc.experiment}/{variant}/seed{wc.seed}/summary.json"
+
+
+def parametric_data(wildcards):
+    return SPECS[matrix.Run(wildcards.paper, wildcards.experiment, "SB", int(wildcards.seed))][
+        "data"
+    ]

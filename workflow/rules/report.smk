@@ -6,8 +6,6 @@
 
 
 rule table:
-    wildcard_constraints:
-        paper=PAPER_PATTERN,
     input:
         products=product_inputs,
         plan=paper_plan,
@@ -21,12 +19,14 @@ rule table:
         md="reports/tables/{paper}_{name}.md",
     log:
         "logs/tables/{paper}_{name}.log",
-    message:
-        "Table {wildcards.paper}_{wildcards.name}"
+    wildcard_constraints:
+        paper=PAPER_PATTERN,
     conda:
         "../../envs/lbgap.yaml"
     params:
         what=product_caption,
+    message:
+        "Table {wildcards.paper}_{wildcards.name}"
     shell:
         "python -m lbgap.papers table --paper {wildcards.paper} --name {wildcards.name} "
         "--plan {input.plan} "
@@ -34,8 +34,6 @@ rule table:
 
 
 rule table_view:
-    wildcard_constraints:
-        paper=PAPER_PATTERN,
     input:
         md=rules.table.output.md,
     output:
@@ -47,19 +45,19 @@ rule table_view:
         ),
     log:
         "logs/tables/{paper}_{name}.html.log",
-    message:
-        "Table {wildcards.paper}_{wildcards.name} as HTML"
+    wildcard_constraints:
+        paper=PAPER_PATTERN,
     conda:
         "../../envs/lbgap.yaml"
     params:
         what=product_caption,
+    message:
+        "Table {wildcards.paper}_{wildcards.name} as HTML"
     shell:
         "python -m lbgap.htmlview --md {input.md} --html {output.html} > {log} 2>&1"
 
 
 rule figure:
-    wildcard_constraints:
-        paper=PAPER_PATTERN,
     input:
         products=product_inputs,
         plan=paper_plan,
@@ -78,12 +76,14 @@ rule figure:
         ),
     log:
         "logs/figures/{paper}_{name}.log",
-    message:
-        "Figure {wildcards.paper}_{wildcards.name}"
+    wildcard_constraints:
+        paper=PAPER_PATTERN,
     conda:
         "../../envs/lbgap.yaml"
     params:
         what=product_caption,
+    message:
+        "Figure {wildcards.paper}_{wildcards.name}"
     shell:
         "python -m lbgap.papers figure --paper {wildcards.paper} --name {wildcards.name} "
         "--plan {input.plan} "
@@ -112,10 +112,10 @@ rule claims:
         md="reports/tables/claims.md",
     log:
         "logs/report/claims.log",
-    message:
-        "Checking the papers' claims on our tables"
     conda:
         "../../envs/lbgap.yaml"
+    message:
+        "Checking the papers' claims on our tables"
     shell:
         "python -m lbgap.claims --plans {input.plans} --tables {input.tables} "
         "--csv {output.csv} --md {output.md} --html {output.html} > {log} 2>&1"
@@ -151,13 +151,13 @@ rule provenance:
         ),
     log:
         "logs/report/provenance.log",
-    message:
-        "Recording provenance: code, config, software, hardware, data, compute"
     conda:
         "../../envs/lbgap.yaml"
     params:
         repo=workflow.basedir,
         snakemake=SNAKEMAKE_VERSION,
+    message:
+        "Recording provenance: code, config, software, hardware, data, compute"
     shell:
         "python -m lbgap.provenance --config {input.config} --plans {input.plans} "
         "--repo {params.repo:q} --snakemake {params.snakemake} --configfiles {input.configfiles:q} --manifests {input.manifests} "
@@ -177,8 +177,6 @@ rule index:
         "reports/index.html",
     log:
         "logs/report/index.log",
-    message:
-        "Writing reports/index.html"
     conda:
         "../../envs/lbgap.yaml"
     params:
@@ -188,6 +186,8 @@ rule index:
             "reports/tables/claims.html",
             *rules.provenance.output,
         ],
+    message:
+        "Writing reports/index.html"
     shell:
         "python -m lbgap.index_page --out {output} --scale {params.scale} "
         "--claims {input.claims} --extra {params.extra} --products {input.products_list} "

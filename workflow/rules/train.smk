@@ -16,17 +16,10 @@ rule train:
         "logs/train/{paper}/{experiment}/{variant}/seed{seed}.log",
     benchmark:
         "results/{paper}/{experiment}/{variant}/seed{seed}/benchmark.tsv"
-    message:
-        "Training {wildcards.paper} {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
+    retries: config["retries"]
     conda:
         "../../envs/lbgap.yaml"
-    # spec.json: what the run computes (a change reruns it). How it is looked after (threads,
-    # checkpoint interval, retries, TensorBoard) comes as resources, so changing it reruns nothing.
-    params:
-        out=lambda wc, output: os.path.dirname(output.summary),
-        nproc=lambda wc: run_resources(wc)["tasks"],
     threads: lambda wc: run_resources(wc)["threads"] * run_resources(wc)["tasks"]
-    retries: config["retries"]
     # One SLURM task (one torchrun) per node; several nodes: `mpi`, so that the launcher's srun
     # runs in the batch script (see lbgap.launch.job_resources).
     resources:
@@ -42,6 +35,13 @@ rule train:
         threads_per_process=lambda wc: run_resources(wc)["threads"],
         checkpoint_minutes=str(config["checkpoint_minutes"]),
         tensorboard=int(config["tensorboard"]),
+    # spec.json: what the run computes (a change reruns it). How it is looked after (threads,
+    # checkpoint interval, retries, TensorBoard) comes as resources, so changing it reruns nothing.
+    params:
+        out=lambda wc, output: os.path.dirname(output.summary),
+        nproc=lambda wc: run_resources(wc)["tasks"],
+    message:
+        "Training {wildcards.paper} {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
     # exec: SLURM's SIGTERM reaches torchrun and the training processes, not a waiting shell.
     # Snakemake deletes {log} before a retry; a hard link to `.attempts` beside it (restarted
     # with the run, kept while a state.pt says it resumes) keeps every attempt's lines in it
