@@ -503,7 +503,8 @@ def evaluate(claim: Claim, table: pd.DataFrame | None, plan: dict | None) -> lis
             note = skip if isinstance(skip, str) and skip else f"no {labels} numbers in this row"
         else:
             note += _seed_notes(row, ((claim.a, read_a), (claim.b, read_b)))
-        if other := other_data(plan, experiment):
+        other = None if claim.beyond else other_data(plan, experiment)  # later work: none quoted
+        if other:
             note = f"{note}; the paper's numbers are on {other}".lstrip("; ")
         if flag:  # the claim is about minima both reach: it cannot hold on this row
             verdict = Verdict.INCONCLUSIVE if verdict == Verdict.REPRODUCED else verdict
