@@ -129,6 +129,8 @@ def test_device_decoding_is_the_cpu_run_on_a_cpu_and_resumes_exactly(
     train.run(spec, tmp_path / "device")
     assert decoded  # the device path ran
     assert_same_run(tmp_path / "device", tmp_path / "pil")
+    for run, where in (("pil", "cpu"), ("device", "device")):  # the summary says which ran
+        assert json.loads((tmp_path / run / "summary.json").read_text())["decode"] == where
 
 
 def test_empty_folders_are_a_clear_error(tmp_path):

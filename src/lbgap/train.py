@@ -619,6 +619,8 @@ class Trainer:
             "stopping": self.stopping(),
             "torch": torch.__version__,
         }
+        if self.stream is not None:  # where the JPEGs were decoded (decode: auto resolved)
+            summary["decode"] = self.stream.decode
         for name in ("metrics.csv", "steps.csv"):
             (out / f"{name}.tmp").replace(out / name)
         self.epoch_log.close()
