@@ -72,7 +72,7 @@ def test_slurm_profile_has_the_documented_keys():
 def test_every_grouped_rule_shares_submissions_one_job_at_a_time():
     """Each rule the workflow groups has its group-components in the profile, and a grouped
     submission runs its jobs one after another (it asks for one job's CPUs)."""
-    grouped = set(re.findall(r'group: analysis_group\("(\w+)"\)', ANALYSIS_RULES.read_text()))
+    grouped = set(re.findall(r'group:\s*analysis_group\("(\w+)"\)', ANALYSIS_RULES.read_text()))
     profile = load_profile("slurm")
     components = dict(entry.split("=") for entry in profile["group-components"])
     assert grouped >= ANALYSES and set(components) == grouped
