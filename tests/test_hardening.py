@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import subprocess
@@ -60,6 +61,23 @@ def test_train_says_damaged_files_in_one_line(tmp_path, prepared_mnist, capsys):
     assert train.main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and str(bad) in err and "\n" not in err
+
+
+def test_a_warm_start_whose_source_stopped_early_says_so_in_one_line(
+    tmp_path, prepared_mnist, capsys
+):
+    """A source run that stopped on `patience` before the warm start's epoch saved no weights
+    for it: one line names the file, the epoch the source stopped at and the fix."""
+    source = tmp_path / "SB" / "seed0"
+    source.mkdir(parents=True)
+    (source / "summary.json").write_text(json.dumps({"status": "completed", "epochs": 3}))
+    missing = source / "checkpoint_epoch10.pt"
+    spec = make_spec(prepared_mnist, init_checkpoint=str(missing))
+    argv = ["--spec", spec_file(tmp_path, spec), "--out", str(tmp_path / "run")]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: warm start: ") and "\n" not in err
+    assert str(missing) in err and "stopped after 3 epochs" in err and "patience" in err
 
 
 # ---------------------------------------------------------------- disk and permissions

@@ -113,6 +113,22 @@ def make_optimizer(model: nn.Module, cfg: dict, lr: float) -> torch.optim.Optimi
     raise ValueError(f"optimizer.name must be sgd, adam or lars, got {name!r}")
 
 
+def missing_warm_start(path: Path) -> str:
+    """Why a warm start has no weights to start from: its source run stopped early (patience)
+    before the epoch it was to save, or has not finished."""
+    summary = path.parent / "summary.json"
+    epochs = json.loads(summary.read_text()).get("epochs") if summary.exists() else None
+    why = (
+        f"its run stopped after {plural(epochs, 'epoch')}"
+        if epochs is not None
+        else "its run has not finished"
+    )
+    return (
+        f"warm start: {path} does not exist ({why}); start from an epoch the source run "
+        "reaches (warm_start.epoch) or train it without patience"
+    )
+
+
 def planned_train_size(spec: dict, available: int) -> int:
     """Training samples of an epoch: the spec's plan, which the prepared data must hold."""
     planned = spec.get("n_train") or available
@@ -210,6 +226,8 @@ class Trainer:
 
     def load_init(self, path: str) -> None:
         """Warm start (Keskar et al.): begin from another run's saved weights."""
+        if not Path(path).exists():
+            raise ValueError(missing_warm_start(Path(path)))
         fix = "delete the source run's summary.json and rerun: Snakemake trains it again"
         blob = load_torch(path, fix, map_location=self.ctx.device, weights_only=True)
         self.model.load_state_dict(blob["model"])
