@@ -81,6 +81,17 @@ def test_shrunk_epochs_keep_milestones_and_warm_starts_consistent(config):
     assert smith["decay_epochs"] == pytest.approx([0.9, 1.8, 2.4])
 
 
+def test_patience_shrinks_with_the_epochs(config):
+    """A paper-scale run that stops on `patience` (10 of 100 epochs) still can in the
+    rehearsal's 3 epochs: its patience shrinks in proportion, to 1, never to 0."""
+    config["papers"]["keskar2017"]["experiments"]["F1"]["patience"] = 10
+    rehearsal = at(config, "rehearsal")
+    spec = matrix.spec(rehearsal, matrix.Run("keskar2017", "F1", "SB", 0))
+    assert spec["schedule"]["epochs"] == 3 and spec["patience"] == 1
+    paper = matrix.spec(at(config, "paper"), matrix.Run("keskar2017", "F1", "SB", 0))
+    assert paper["patience"] == 10
+
+
 def test_a_spec_that_cannot_run_at_paper_scale_fails_the_rehearsal(config):
     config["papers"]["keskar2017"]["experiments"]["F1"]["variants"]["LB"] = {"batch_size": "150%"}
     for scale in ("paper", "rehearsal"):

@@ -843,8 +843,9 @@ def shrink(spec: dict, how: dict, source_epochs: int | None = None) -> dict:
       base batch, largest batch, ghost batch) rounded down to an even number of at least 2,
       so that the ratios the papers compare (LB/SB, kn/256, the batch growth) stay as they are
       (exactly where they are powers of two) and two ranks can share any batch;
-    - `epochs: E` trains at most E epochs: milestones and warmup shrink in proportion, and the
-      saved epochs and a warm start's epoch (of a source run of `source_epochs`) round up;
+    - `epochs: E` trains at most E epochs: milestones, warmup and `patience` shrink in
+      proportion, and patience, the saved epochs and a warm start's epoch (of a source run of
+      `source_epochs`) round up;
     - `updates_per_epoch: U` ends each epoch after at most U updates.
 
     Micro-batches (memory) and the analyses' sizes are the scale's settings, not shrunk here.
@@ -870,6 +871,8 @@ def shrink(spec: dict, how: dict, source_epochs: int | None = None) -> dict:
         sched["warmup_epochs"] = sched["warmup_epochs"] * factor
         saved = {_shrunk_epoch(e, total, most) for e in out["save_epochs"]}
         out["save_epochs"] = sorted(saved)
+        if out.get("patience"):  # early stopping stays reachable in the shorter run
+            out["patience"] = max(1, math.ceil(out["patience"] * factor))
     if out.get("warm_start") and most and source_epochs:
         epoch = _shrunk_epoch(out["warm_start"]["epoch"], source_epochs, most)
         run = out["warm_start"]["run"]
