@@ -113,6 +113,19 @@ def phi(
         )
 
 
+def record_head(run_dir: str, spec: dict, summary: dict, epoch: int, **settings) -> dict:
+    """What every analysis of a run's final weights records first: which run and weights, its
+    status and batch-norm mode, then the analysis's own settings."""
+    return {
+        "run_dir": str(run_dir),
+        "checkpoint": FINAL,
+        "epoch": epoch,
+        "status": summary["status"],
+        "bn_eval": spec.get("bn_eval", "running"),
+        **settings,
+    }
+
+
 def sharpness_record(
     run_dir: str,
     space: str,
@@ -128,17 +141,17 @@ def sharpness_record(
     continues the paper's L-BFGS-B run rather than repeating its evaluations.
     """
     model, spec, summary, epoch = load(run_dir, device)
-    record = {
-        "run_dir": str(run_dir),
-        "checkpoint": FINAL,
-        "epoch": epoch,
-        "space": space,
-        "eps": eps,
-        "subspace_dim": analysis_files.subspace_dim(space),
-        "max_iter": max_iter,
+    record = record_head(
+        run_dir,
+        spec,
+        summary,
+        epoch,
+        space=space,
+        eps=eps,
+        subspace_dim=analysis_files.subspace_dim(space),
+        max_iter=max_iter,
         **(converge.settings() if converge else {}),
-        "bn_eval": spec.get("bn_eval", "running"),
-        "status": summary["status"],
+    ) | {
         "n_train": int(data["train_y"].numel()),
         "device": str(device),
         "threads": torch.get_num_threads(),
@@ -229,16 +242,9 @@ def training_sharpness(
 def hessian_record(run_dir: str, samples: int, ncv: int | None, tol: float, data, device) -> dict:
     """Top eigenvalue (Lanczos) and trace (Hutchinson) of the training-loss Hessian."""
     model, spec, summary, epoch = load(run_dir, device)
-    record = {
-        "run_dir": str(run_dir),
-        "checkpoint": FINAL,
-        "epoch": epoch,
-        "bn_eval": spec.get("bn_eval", "running"),
-        "status": summary["status"],
-        "lanczos_vectors": ncv,
-        "lanczos_tol": tol,
-        "device": str(device),
-    }
+    record = record_head(
+        run_dir, spec, summary, epoch, lanczos_vectors=ncv, lanczos_tol=tol, device=str(device)
+    )
     if diverged(summary):
         return {**record, "top_eigenvalue": None, "trace": None}
     x, y, chunk = data["train_x"], data["train_y"], spec.get("eval_chunk", 4096)
@@ -324,19 +330,18 @@ def reparametrization_record(
     """
     model, spec, summary, epoch = load(run_dir, device)
     mode, chunk = spec.get("bn_eval", "running"), spec.get("eval_chunk", 4096)
-    record = {
-        "run_dir": str(run_dir),
-        "checkpoint": FINAL,
-        "epoch": epoch,
-        "status": summary["status"],
-        "bn_eval": mode,
-        "eps": eps,
-        "adaptive_eps": adaptive_eps,
-        "max_iter": max_iter,
-        "eigenvalue": eigen is not None,
-        "n_train": int(data["train_y"].numel()),
-        "device": str(device),
-    }
+    record = record_head(
+        run_dir,
+        spec,
+        summary,
+        epoch,
+        eps=eps,
+        adaptive_eps=adaptive_eps,
+        max_iter=max_iter,
+        eigenvalue=eigen is not None,
+        n_train=int(data["train_y"].numel()),
+        device=str(device),
+    )
     keys = ("train_loss", "train_acc", "test_loss", "test_acc", "phi", "adaptive", "lambda_max")
     if diverged(summary):
         return {**record, "alphas": [{"alpha": a, **dict.fromkeys(keys)} for a in alphas]}
