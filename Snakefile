@@ -59,7 +59,7 @@ rule smith2018:
 
 
 onstart:
-    from lbgap import slurm_status  # a SLURM run that could not see its jobs stops here
+    from lbgap.config import slurm_status  # a SLURM run that could not see its jobs stops here
 
     slurm_status.check(workflow)
     RUN_STARTED.append(time.monotonic())

@@ -55,7 +55,7 @@ def set_threads(threads: int) -> None:
 # ---------------------------------------------------------------- machine facts
 def machine_info() -> dict[str, Any]:
     """What a reader needs to judge the numbers: hardware, software, threads, load."""
-    from lbgap.provenance import cpu_model
+    from lbgap.products.provenance import cpu_model
 
     info: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -135,11 +135,11 @@ def ratios(a: list[float], b: list[float]) -> dict[str, float]:
 
 # ---------------------------------------------------------------- data and results
 def synthetic_prepared(path: Path, dataset: str, n_train: int, n_test: int, seed: int = 0) -> Path:
-    """A prepared-data file like lbgap.data.prepare writes, with random uint8 images.
+    """A prepared-data file like lbgap.data.prepare.prepare writes, with random uint8 images.
 
     Timing does not depend on pixel values, and this works offline for any shape (CIFAR too).
     """
-    from lbgap.data import dataset_info, save_tensors
+    from lbgap.data.prepare import dataset_info, save_tensors
 
     info = dataset_info(dataset)
     g = torch.Generator().manual_seed(seed)

@@ -1,7 +1,7 @@
 """Data path: the dataset held on the device with batched augmentation vs torchvision's DataLoader.
 
-Ours (lbgap.data): the whole split normalized once on the device; a batch is an index slice of a
-permutation and the random crop (4-pixel zero padding) and horizontal flip are one batched
+Ours (lbgap.data.prepare): the whole split normalized once on the device; a batch is an index slice
+of a permutation and the random crop (4-pixel zero padding) and horizontal flip are one batched
 tensor operation. Theirs: a Dataset of uint8 images with per-sample torchvision transforms
 (RandomCrop(padding=4), RandomHorizontalFlip, ToDtype, Normalize) in DataLoader worker
 processes, batches copied to the device (pinned memory on a GPU). Both are reported as samples/s
@@ -22,12 +22,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from lbgap.acceleration import Acceleration, configure_determinism
-from lbgap.data import dataset_info, normalize, random_crop_flip
-from lbgap.models import build_model
+from lbgap.data.prepare import dataset_info, normalize, random_crop_flip
+from lbgap.training.acceleration import Acceleration, configure_determinism
+from lbgap.training.models import build_model
 
 TARGET_GPU = 3.0
-SETTINGS = {  # training-step settings (lbgap.acceleration keys) the comparison is run with
+SETTINGS = {  # training-step settings (lbgap.training.acceleration keys) the comparison is run with
     "defaults": {"amp": "auto", "channels_last": "auto", "deterministic": True},  # config.yaml
     "fastest": {
         "amp": "auto",

@@ -2,8 +2,8 @@
 
 For ResNet-20 on CIFAR-shaped input (batch 512 and 8192) and ResNet-50 on ImageNet-shaped
 input (batch 256), synthetic data on the device, one SGD training step (forward, backward,
-update) is timed with the pipeline's own speed settings (lbgap.acceleration, the config keys
-amp, channels_last, compile, deterministic): fp32, bf16 autocast, bf16 + channels_last,
+update) is timed with the pipeline's own speed settings (lbgap.training.acceleration, the config
+keys amp, channels_last, compile, deterministic): fp32, bf16 autocast, bf16 + channels_last,
 bf16 + channels_last + torch.compile (default mode, and reduce-overhead: CUDA graphs), all
 with cuDNN autotuning, and bf16 + channels_last with deterministic kernels (the pipeline's
 default on a GPU). FLOPs per step are counted once with torch.utils.flop_counter.FlopCounterMode;
@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from lbgap.acceleration import Acceleration, configure_determinism
-from lbgap.data import dataset_info
-from lbgap.models import build_model
+from lbgap.data.prepare import dataset_info
+from lbgap.training.acceleration import Acceleration, configure_determinism
+from lbgap.training.models import build_model
 
 # Dense (no sparsity) bf16 tensor-core peaks in FLOP/s, matched in order against the device name.
 PEAK_BF16 = (
@@ -38,7 +38,7 @@ PEAK_BF16 = (
     ("A100", 312e12),
 )
 CONFIGS = ("resnet20:cifar10:512", "resnet20:cifar10:8192", "resnet50:imagenet:256")
-VARIANTS = {  # name: the run-spec keys of lbgap.acceleration
+VARIANTS = {  # name: the run-spec keys of lbgap.training.acceleration
     "fp32": {"amp": "fp32", "channels_last": False, "deterministic": False},
     "bf16": {"amp": "bf16", "channels_last": False, "deterministic": False},
     "bf16+channels_last": {"amp": "bf16", "channels_last": True, "deterministic": False},

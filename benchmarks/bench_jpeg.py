@@ -6,9 +6,9 @@ like ImageNet's; the JSON reports the actual mean), then measures:
 
 - per CPU core (process CPU time, so that other processes on a shared machine do not skew it;
   wall-clock rates beside): the current path, PIL decoding + RandomResizedCrop(224) + flip as a
-  DataLoader worker does it (lbgap.imagefolder.SeededImages), against torchvision's decode_jpeg
-  on the CPU with the same crops (lbgap.imagefolder.SeededJpegs + lbgap.jpeg_decode, the device
-  path run on a CPU), and the device path's worker share alone (read, header, draws);
+  DataLoader worker does it (lbgap.data.imagefolder.SeededImages), against torchvision's decode_jpeg
+  on the CPU with the same crops (lbgap.data.imagefolder.SeededJpegs + lbgap.data.jpeg_decode, the
+  device path run on a CPU), and the device path's worker share alone (read, header, draws);
 - on a GPU (or with --train-device): the training images/s of ResNet-50 (bf16, channels_last,
   compile reduce-overhead, autotuned: the fastest step of results/gpu.json) fed by the device
   path and by the PIL path, against the same step on synthetic data (target: device path >= 0.9
@@ -35,11 +35,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lbgap.acceleration import Acceleration, configure_determinism
-from lbgap.data import dataset_info, normalize
-from lbgap.imagefolder import ImageStream, SeededImages, SeededJpegs, train_transform
-from lbgap.jpeg_decode import collate
-from lbgap.models import build_model
+from lbgap.data.imagefolder import ImageStream, SeededImages, SeededJpegs, train_transform
+from lbgap.data.jpeg_decode import collate
+from lbgap.data.prepare import dataset_info, normalize
+from lbgap.training.acceleration import Acceleration, configure_determinism
+from lbgap.training.models import build_model
 
 IMAGENET_TRAIN = 1_281_167
 EPOCHS = 90

@@ -1,9 +1,9 @@
 """Sharpness cost: one Keskar sharpness measurement against its own loss-and-gradient evaluations.
 
-`lbgap.sharpness.sharpness` returns the wall time of the whole measurement (setup, L-BFGS-B,
-restoring the weights) and the time spent inside the loss-and-gradient evaluations; their ratio
-is the overhead that is not the unavoidable full-training-set passes. Target (issue 7): <= 1.2.
-The process CPU time of both is recorded too; as in the other benchmarks, the verdict uses the
+`lbgap.analysis.sharpness.sharpness` returns the wall time of the whole measurement (setup,
+L-BFGS-B, restoring the weights) and the time spent inside the loss-and-gradient evaluations; their
+ratio is the overhead that is not the unavoidable full-training-set passes. Target (issue 7): <=
+1.2. The process CPU time of both is recorded too; as in the other benchmarks, the verdict uses the
 CPU-time ratio when the process got less than 90% of a core (a shared machine), else the wall
 ratio (numpy's BLAS threads can push CPU time above wall time on an idle machine).
 Scales as config.yaml has them for Keskar et al.'s F1 rows: 60,000 training samples at the
@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from lbgap.data import load_prepared
-from lbgap.models import build_model
-from lbgap.sharpness import sharpness
+from lbgap.analysis.sharpness import sharpness
+from lbgap.data.prepare import load_prepared
+from lbgap.training.models import build_model
 
 SCALES = {"quick": 60000, "small": 60000}  # Keskar's F1 rows: 60,000 training samples
 TARGET = 1.2

@@ -17,9 +17,9 @@ import _common
 import torch
 import torch.nn.functional as F
 
-from lbgap import distributed
-from lbgap.models import build_model
-from lbgap.train import Trainer
+from lbgap.training import distributed
+from lbgap.training.models import build_model
+from lbgap.training.train import Trainer
 
 CASES = {  # name: (network, dataset, batch)
     "F1@256": ("F1", "mnist", 256),
@@ -182,9 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         args.out,
         "train_step",
         {
-            "what": "samples/s of lbgap.train.Trainer vs a bare PyTorch loop; ratio = ours/bare "
-            "per alternating round, median over rounds (CPU); ratio_basis says whether the "
-            "verdict used wall time or, for one thread on a loaded machine, CPU time",
+            "what": "samples/s of lbgap.training.train.Trainer vs a bare PyTorch loop; "
+            "ratio = ours/bare per alternating round, median over rounds (CPU); ratio_basis says "
+            "whether the verdict used wall time or, for one thread on a loaded machine, CPU time",
             "cases": cases,
             "all_met": all(c["met"] for c in cases.values()),
         },

@@ -1,6 +1,6 @@
 """Worker of bench_ddp.py, one per rank under torchrun: time lbgap's DDP training step.
 
-Each rank builds lbgap.train.Trainer (which wraps the model in DistributedDataParallel when
+Each rank builds lbgap.training.train.Trainer (which wraps the model in DistributedDataParallel when
 there are several ranks: gloo on CPU, NCCL on GPUs) and runs the per-update body of
 `Trainer.run_epoch` on its share of each global batch. Rank 0 writes the timing as JSON.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 import _common  # noqa: F401  (puts the checkout's src/ on the path)
 import torch
 
-from lbgap import distributed
 from lbgap.io import write_json
-from lbgap.train import Trainer
+from lbgap.training import distributed
+from lbgap.training.train import Trainer
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,7 +74,7 @@ def write_config(workdir: Path, cfg: dict) -> Path:
 @pytest.fixture(scope="session")
 def prepared_mnist(tmp_path_factory) -> Path:
     """The bundled digits prepared once at 500/200 samples, shared by the training tests."""
-    from lbgap.data import prepare
+    from lbgap.data.prepare import prepare
 
     root = tmp_path_factory.mktemp("data")
     out = root / "prepared" / "mnist_quick.pt"

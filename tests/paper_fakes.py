@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 from conftest import shipped_config
 
-from lbgap import matrix, outputs
+from lbgap.config import matrix
+from lbgap.products import outputs
 
 
 def quick_config(**scale) -> dict:
@@ -90,7 +91,7 @@ def fill(plan: dict, specs: dict, acc: dict, **kwargs) -> None:
 
 
 def write_reparametrization(path: str | Path, alphas: list[float], level: float = 1.0) -> None:
-    """A run's reparametrization.json as lbgap.analyses writes it: the function unchanged at
+    """A run's reparametrization.json as lbgap.analysis.jobs writes it: the function unchanged at
     every alpha, phi and the top eigenvalue proportional to alpha, the adaptive sharpness
     `level` at every alpha."""
     rows = [

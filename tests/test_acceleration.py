@@ -17,10 +17,10 @@ from test_data import write_cifar10
 from test_resume import assert_same_run, stop_after
 from test_train import make_spec, spec_file
 
-from lbgap import train
-from lbgap.acceleration import Acceleration, compile_mode
-from lbgap.ghost_bn import GhostBatchNorm2d
-from lbgap.models import build_model
+from lbgap.training import train
+from lbgap.training.acceleration import Acceleration, compile_mode
+from lbgap.training.ghost_bn import GhostBatchNorm2d
+from lbgap.training.models import build_model
 
 CPU = torch.device("cpu")
 GPU = torch.cuda.is_available()
@@ -105,7 +105,7 @@ def prepared_cifar(tmp_path_factory):
     """Random CIFAR-10 in its real pickled format, 320 train / 64 test images, prepared."""
     import torchvision
 
-    from lbgap.data import prepare
+    from lbgap.data.prepare import prepare
 
     root = tmp_path_factory.mktemp("cifar")
     write_cifar10(root, n_per_batch=64)
@@ -189,7 +189,7 @@ def test_failed_compilation_is_a_one_line_error(tmp_path, prepared_mnist):
     cmd = [
         sys.executable,
         "-m",
-        "lbgap.train",
+        "lbgap.training.train",
         "--spec",
         spec_file(tmp_path / "spec", spec),
         "--out",

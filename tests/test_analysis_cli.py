@@ -1,5 +1,5 @@
-"""The analyses' one command line (python -m lbgap.analyses, what the workflow runs) on a trained
-run: every result uses the run's own seed, batch-norm mode and evaluation chunk."""
+"""The analyses' one command line (python -m lbgap.analysis.jobs, what the workflow runs) on a
+trained run: every result uses the run's own seed, batch-norm mode and evaluation chunk."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from test_train import make_spec
 
-from lbgap import analyses, train
+from lbgap.analysis import jobs as analyses
+from lbgap.training import train
 
 
 @pytest.fixture(scope="module")

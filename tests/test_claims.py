@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lbgap import claims, verdicts
-from lbgap.claims import Claim, Column
-from lbgap.verdicts import Side, Verdict, greater, judge, less, within
+from lbgap.products import claims, verdicts
+from lbgap.products.claims import Claim, Column
+from lbgap.products.verdicts import Side, Verdict, greater, judge, less, within
 
 TIGHT = (-0.1, 0.0, 0.1)  # seed noise around a mean: std 0.1
 WIDE = (-5.0, 0.0, 5.0)  # std 5: no test can separate means a point apart
@@ -144,7 +144,7 @@ def table_row(
     train_acc: tuple[float, float] = (99.5, 99.5),
     train_loss: tuple[float, float] = (0.02, 0.02),
 ) -> dict:
-    """A row of Keskar's Table 2 as lbgap.papers.keskar2017 writes it: test accuracies per
+    """A row of Keskar's Table 2 as lbgap.products.papers.keskar2017 writes it: test accuracies per
     seed (finished seeds), and per regime (LB, SB) the diverged seeds and the training fit."""
     row = {"network": network, "dataset": "mnist", "note": note}
     for name, values in (("test_LB", lb), ("test_SB", sb)):
@@ -259,7 +259,7 @@ RESCALED = ("adaptive_sharpness",)
 
 
 def _built_claims() -> list[Claim]:
-    from lbgap import papers
+    from lbgap.products import papers
 
     return [c for c in claims.CLAIMS if c.table in {p.name for p in papers.products(c.paper)}]
 
@@ -268,7 +268,7 @@ def _built_table(claim: Claim, tmp_path: Path, monkeypatch) -> tuple[pd.DataFram
     """The paper module's own table of the claim, built from constructed quick-scale runs."""
     from paper_fakes import plan_and_specs, quick_config, write_reparametrization, write_run
 
-    from lbgap import papers
+    from lbgap.products import papers
 
     monkeypatch.chdir(tmp_path)
     plan, specs = plan_and_specs(quick_config(), claim.paper)
@@ -314,7 +314,7 @@ def test_only_claims_with_paper_numbers_say_which_data_those_are_on(claim, tmp_p
 @pytest.mark.parametrize("claim", _built_claims(), ids=lambda c: c.id)
 def test_each_claim_holds_on_the_papers_own_numbers(claim, tmp_path, monkeypatch):
     """A claim's rule must hold on the means of every row for which the paper gives both sides
-    (its Table numbers, quoted in src/lbgap/papers/reference.yaml)."""
+    (its Table numbers, quoted in src/lbgap/products/papers/reference.yaml)."""
     data, plan = _built_table(claim, tmp_path, monkeypatch)
     records = claims.evaluate(claim, data, plan)
     quoted = [r for r in records if r["a_paper_mean"] is not None and r["b_paper_mean"] is not None]
@@ -470,7 +470,7 @@ def test_a_diverged_large_batch_seed_flags_the_gap_as_under_trained():
 def test_the_papers_own_table2_is_not_under_trained():
     """Keskar et al. trained until the loss stopped improving: their Table 2 (LB up to 1.64
     points below SB in training accuracy, F2) must not be flagged."""
-    from lbgap.papers import reference
+    from lbgap.products.papers import reference
 
     networks = ["F1", "F2", "C1", "C2", "C3", "C4"]
     for network in networks:

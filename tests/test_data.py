@@ -12,7 +12,7 @@ import pytest
 import torch
 import torchvision
 
-from lbgap import data
+from lbgap.data import prepare as data
 
 
 def write_idx(path, array: np.ndarray, gz: bool = False) -> None:

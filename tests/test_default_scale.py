@@ -10,7 +10,9 @@ import yaml
 from conftest import ROOT, run_snakemake, write_config
 from test_data import write_mnist
 
-from lbgap import data, matrix, outputs
+from lbgap.config import matrix
+from lbgap.data import prepare as data
+from lbgap.products import outputs
 
 KESKAR = "keskar2017"
 

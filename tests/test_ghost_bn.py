@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from lbgap import ghost_bn
-from lbgap.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d, set_ghost_size
-from lbgap.train import Trainer
+from lbgap.training import ghost_bn
+from lbgap.training.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d, set_ghost_size
+from lbgap.training.train import Trainer
 
 
 def _pair(kind: str, channels: int, ghost: int) -> tuple[nn.Module, nn.Module]:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from paper_fakes import fill, plan_and_specs, quick_config, spec_of
 
-from lbgap.papers import goyal2017, reference
-from lbgap.schedules import Schedule
+from lbgap.config.schedules import Schedule
+from lbgap.products.papers import goyal2017, reference
 
 PAPER = "goyal2017"
 

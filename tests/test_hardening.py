@@ -15,7 +15,11 @@ from conftest import run_snakemake, tiny_config, write_config
 from test_resume import assert_same_run, make_spec
 from test_train import spec_file
 
-from lbgap import data, io, matrix, runs, train
+from lbgap import io
+from lbgap.analysis import checkpoints as runs
+from lbgap.config import matrix
+from lbgap.data import prepare as data
+from lbgap.training import train
 
 
 # ---------------------------------------------------------------- damaged files
@@ -201,9 +205,11 @@ def test_a_new_version_of_a_rules_command_reruns_nothing(repo_config, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     train_rule = flow / "workflow/rules/train.smk"
     text = train_rule.read_text()
-    assert '"exec python -m lbgap.launch ' in text
+    assert '"exec python -m lbgap.training.launch ' in text
     train_rule.write_text(
-        text.replace('"exec python -m lbgap.launch ', '"exec python -m lbgap.launch  ')
+        text.replace(
+            '"exec python -m lbgap.training.launch ', '"exec python -m lbgap.training.launch  '
+        )
     )
     again = run_snakemake(work, *args, "-n", target)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

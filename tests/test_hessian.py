@@ -4,8 +4,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lbgap.hessian import hessian_vector_product, hutchinson_trace, rademacher, top_eigenvalue
-from lbgap.sharpness import flat_params
+from lbgap.analysis.hessian import (
+    hessian_vector_product,
+    hutchinson_trace,
+    rademacher,
+    top_eigenvalue,
+)
+from lbgap.analysis.sharpness import flat_params
 
 
 def tiny_problem(seed: int = 0):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from paper_fakes import fill, plan_and_specs, quick_config, spec_of
 
-from lbgap import train
-from lbgap.papers import hoffer2017, reference
-from lbgap.schedules import Schedule
+from lbgap.config.schedules import Schedule
+from lbgap.products.papers import hoffer2017, reference
+from lbgap.training import train
 
 PAPER = "hoffer2017"
 

@@ -10,9 +10,10 @@ import torch
 from test_resume import assert_same_run, stop_after
 from test_train import make_spec, run_torchrun
 
-from lbgap import jpeg_decode, train
-from lbgap.data import dataset_info, prepare
-from lbgap.imagefolder import ImageStream
+from lbgap.data import jpeg_decode
+from lbgap.data.imagefolder import ImageStream
+from lbgap.data.prepare import dataset_info, prepare
+from lbgap.training import train
 
 CLASSES = ("n01440764", "n01443537", "n01484850")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lbgap import index_page
+from lbgap.products import index_page
 
 
 def test_figures_not_run_are_one_table_not_blank_pictures(tmp_path):

@@ -1,4 +1,5 @@
-"""The parametric line's math (lbgap.interpolation): mixed weights, re-estimated BN statistics."""
+"""The parametric line's math (lbgap.analysis.interpolation): mixed weights, re-estimated BN
+statistics."""
 
 import copy
 
@@ -7,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from lbgap.ghost_bn import GhostBatchNorm1d
-from lbgap.interpolation import default_alphas, interpolated_state, recompute_bn_stats
+from lbgap.analysis.interpolation import default_alphas, interpolated_state, recompute_bn_stats
+from lbgap.training.ghost_bn import GhostBatchNorm1d
 
 
 def make_data(seed: int = 0, n_train: int = 60, n_test: int = 30) -> dict:

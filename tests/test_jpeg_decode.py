@@ -8,15 +8,16 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from lbgap import jpeg_decode, matrix
-from lbgap.data import dataset_info
-from lbgap.imagefolder import (
+from lbgap.config import matrix
+from lbgap.data import jpeg_decode
+from lbgap.data.imagefolder import (
     ImageStream,
     SeededImages,
     SeededJpegs,
     eval_transform,
     train_transform,
 )
+from lbgap.data.prepare import dataset_info
 
 SIZE = 32
 # Mean absolute difference, in grey levels (0-255), allowed between the device path and PIL.

@@ -16,11 +16,12 @@ import pandas as pd
 import pytest
 from conftest import shipped_config
 
-from lbgap import analysis_files as files
-from lbgap import matrix, outputs
-from lbgap.papers import keskar2017 as k
-from lbgap.papers import keskar2017_data as kd
-from lbgap.papers import product, products
+from lbgap.config import layout as files
+from lbgap.config import matrix
+from lbgap.products import outputs
+from lbgap.products.papers import keskar2017 as k
+from lbgap.products.papers import keskar2017_data as kd
+from lbgap.products.papers import product, products
 
 matplotlib.use("Agg")
 
@@ -317,7 +318,7 @@ def test_hessian_table_compares_the_rankings(quick_plan):
 
 
 def test_table_builds_through_the_command_line(quick_plan, tmp_path):
-    from lbgap.papers import __main__ as papers_cli
+    from lbgap.products.papers import __main__ as papers_cli
 
     plan, specs = quick_plan
     write_analyses(plan, specs)

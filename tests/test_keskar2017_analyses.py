@@ -1,4 +1,5 @@
-"""The analysis jobs of lbgap.analyses on small constructed runs: end points, modes, records."""
+"""The analysis jobs of lbgap.analysis.jobs on small constructed runs: end points, modes,
+records."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
-from lbgap import analyses, evaluation, interpolation
-from lbgap.models import build_model
+from lbgap.analysis import interpolation
+from lbgap.analysis import jobs as analyses
+from lbgap.training import evaluation
+from lbgap.training.models import build_model
 
 N_TRAIN, N_TEST = 96, 40
 

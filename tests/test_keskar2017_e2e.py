@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from conftest import run_snakemake, write_config
 
-from lbgap import analysis_files as files
-from lbgap import outputs
+from lbgap.config import layout as files
+from lbgap.products import outputs
 
 pytestmark = pytest.mark.e2e
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from lbgap import lars
-from lbgap.models import build_model
-from lbgap.schedules import rescale_momentum_buffers
-from lbgap.train import make_optimizer
+from lbgap.config.schedules import rescale_momentum_buffers
+from lbgap.training import lars
+from lbgap.training.models import build_model
+from lbgap.training.train import make_optimizer
 
 
 def _one_step(grad_scale: float, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,8 +95,8 @@ def test_lars_trains_a_small_network():
 def test_the_lars_table_sets_lars_beside_sgd_of_the_same_kn_and_seed(tmp_path, monkeypatch):
     from paper_fakes import fill, plan_and_specs, quick_config
 
-    from lbgap import claims
-    from lbgap.papers import goyal2017
+    from lbgap.products import claims
+    from lbgap.products.papers import goyal2017
 
     monkeypatch.chdir(tmp_path)
     plan, specs = plan_and_specs(quick_config(), "goyal2017")

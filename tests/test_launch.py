@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lbgap import launch
+from lbgap.training import launch
 
 TRAIN = ["--spec", "{}", "--out", "results/x"]
 
@@ -21,14 +21,14 @@ def args(*argv: str):
 
 def test_one_process_runs_the_trainer_directly():
     cmd = launch.command(args(), {})
-    assert cmd == [sys.executable, "-m", "lbgap.train", *TRAIN]
+    assert cmd == [sys.executable, "-m", "lbgap.training.train", *TRAIN]
 
 
 def test_one_node_is_standalone_torchrun():
     cmd = launch.command(args("--nproc-per-node", "2"), {})
     assert cmd[:4] == [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2"]
     assert "--standalone" in cmd and not any(c.startswith("--rdzv") for c in cmd)
-    assert cmd[-6:] == ["-m", "lbgap.train", *TRAIN]
+    assert cmd[-6:] == ["-m", "lbgap.training.train", *TRAIN]
 
 
 def fake_tool(folder: Path, name: str, body: str) -> None:
@@ -96,7 +96,7 @@ def test_launcher_execs_torchrun_with_signals_handled(tmp_path):
     fake.write_text('#!/bin/sh\necho "pid $$ $OMP_NUM_THREADS $TORCHELASTIC_SIGNALS_TO_HANDLE"\n')
     fake.chmod(0o755)
     code = (
-        "import os, sys; from lbgap import launch; print('pid', os.getpid(), flush=True); "
+        "import os, sys; from lbgap.training import launch; print('pid', os.getpid(), flush=True); "
         f"sys.executable = {str(fake)!r}; launch.main(['--threads', '3', '--', '--out', 'x'])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -170,5 +170,5 @@ def test_the_signal_relay_is_only_for_a_process_that_becomes_training(monkeypatc
     args = launch.parse_args(["--nodes", "1", "--", "--spec", "s.json"])
     launch.start_relay(args, env, ["srun", "--overlap"])
     assert started == []
-    launch.start_relay(args, env, [sys.executable, "-m", "lbgap.train"])
+    launch.start_relay(args, env, [sys.executable, "-m", "lbgap.training.train"])
     assert len(started) == 1 and "--relay-to" in started[0]

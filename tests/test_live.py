@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lbgap import live
+from lbgap.training import live
 
 
 def test_sweep_reads_finished_and_running_runs(tmp_path):

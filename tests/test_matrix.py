@@ -9,8 +9,8 @@ import time
 import pytest
 from conftest import ROOT, VENV_BIN, run_snakemake, write_config
 
-from lbgap import matrix
-from lbgap.schedules import Schedule
+from lbgap.config import matrix
+from lbgap.config.schedules import Schedule
 
 
 @pytest.fixture

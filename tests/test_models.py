@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lbgap.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d, has_batch_norm
-from lbgap.models import (
+from lbgap.training.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d, has_batch_norm
+from lbgap.training.models import (
     NETWORKS,
     NO_BATCH_NORM,
     build_model,

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from lbgap.noise import NoiseScaleTracker, gradient_noise_scale, squared_grad_norm
+from lbgap.training.noise import NoiseScaleTracker, gradient_noise_scale, squared_grad_norm
 
 
 def test_estimators_exact_on_expected_norms():

@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from lbgap import progress, sharpness
-from lbgap.hessian import hutchinson_trace
+from lbgap import progress
+from lbgap.analysis import sharpness
+from lbgap.analysis.hessian import hutchinson_trace
 
 
 @pytest.mark.parametrize(
@@ -42,7 +43,7 @@ def test_sharpness_logs_every_iteration_of_every_start(caplog):
         return 0.5 * float(np.sum(h * x * x)), h * x
 
     converge = sharpness.Convergence(max_iter=4, random_starts=1, tol=0.0, patience=10)
-    with caplog.at_level(logging.INFO, logger="lbgap.sharpness"):
+    with caplog.at_level(logging.INFO, logger="lbgap.analysis.sharpness"):
         res = sharpness.sharpness_of_function(fn, np.ones(3), 0.1, max_iter=2, converge=converge)
     lines = [r.getMessage() for r in caplog.records]
     per_start = [res["converge_iterations"], res["starts"][0]["iterations"]]
@@ -56,7 +57,7 @@ def test_hutchinson_logs_each_probe(caplog):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 3))
     x, y = torch.randn(20, 4), torch.randint(0, 3, (20,))
-    with caplog.at_level(logging.INFO, logger="lbgap.hessian"):
+    with caplog.at_level(logging.INFO, logger="lbgap.analysis.hessian"):
         hutchinson_trace(model, x, y, n_samples=4)
     lines = [r.getMessage() for r in caplog.records]
     assert [line.split(",")[0] for line in lines] == [

@@ -9,9 +9,9 @@ import pytest
 import torch
 from conftest import ROOT, run_snakemake, write_config
 
-from lbgap import matrix
-from lbgap.models import build_model
-from lbgap.schedules import Schedule
+from lbgap.config import matrix
+from lbgap.config.schedules import Schedule
+from lbgap.training.models import build_model
 
 
 @pytest.fixture

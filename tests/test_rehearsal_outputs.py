@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from lbgap import matrix, outputs
+from lbgap.config import matrix
+from lbgap.products import outputs
 
 pytestmark = pytest.mark.rehearsal
 WORKDIR = ROOT / "rehearsal"

@@ -12,9 +12,11 @@ import torch
 import torch.nn.functional as F
 from test_keskar2017_analyses import make_data, make_run
 
-from lbgap import analyses, evaluation, hessian, reparametrization
-from lbgap import sharpness as sharp
-from lbgap.models import build_model
+from lbgap.analysis import hessian, reparametrization
+from lbgap.analysis import jobs as analyses
+from lbgap.analysis import sharpness as sharp
+from lbgap.training import evaluation
+from lbgap.training.models import build_model
 
 SHAPES = {"F1": (64, 784), "C1": (32, 3, 32, 32), "C2": (32, 3, 32, 32)}
 
@@ -168,8 +170,8 @@ def _write(plan: dict, levels: dict[str, float], drift: float = 0.0) -> None:
 
 
 def _verdicts(plan: dict, name: str) -> dict:
-    from lbgap import claims
-    from lbgap.papers import keskar2017_reparametrization as kr
+    from lbgap.products import claims
+    from lbgap.products.papers import keskar2017_reparametrization as kr
 
     table = kr.reparametrization_table if name == "reparametrization" else kr.adaptive_table
     data, view = table(plan)
@@ -182,7 +184,7 @@ def _verdicts(plan: dict, name: str) -> dict:
 
 
 def test_reparametrization_table_and_its_claims(quick_runs):
-    from lbgap.papers import keskar2017_reparametrization as kr
+    from lbgap.products.papers import keskar2017_reparametrization as kr
 
     plan = quick_runs
     assert not plan["analysis"]["reparametrization"]["eigenvalue"]  # none at quick
@@ -214,7 +216,7 @@ def test_a_measure_that_moves_under_rescaling_fails_the_invariance_claim(quick_r
 
 
 def test_adaptive_table_ranks_sb_and_lb_and_says_how_far_rescaling_moves_each(quick_runs):
-    from lbgap.papers import keskar2017_reparametrization as kr
+    from lbgap.products.papers import keskar2017_reparametrization as kr
 
     _write(quick_runs, {"SB": 1.0, "LB": 3.0}, drift=0.002)
     data, view = kr.adaptive_table(quick_runs)
@@ -242,7 +244,7 @@ def test_adaptive_table_ranks_sb_and_lb_and_says_how_far_rescaling_moves_each(qu
 def test_bad_alphas_are_a_one_line_config_error(alphas, message):
     from conftest import shipped_config
 
-    from lbgap import matrix
+    from lbgap.config import matrix
 
     cfg = shipped_config()
     cfg["papers"]["keskar2017"]["analysis"]["reparametrization"]["alphas"] = alphas

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from conftest import ROOT, run_snakemake, tiny_config, write_config
 
-from lbgap import summary as lbgap_summary
+from lbgap.products import summary as lbgap_summary
 
 pytestmark = pytest.mark.e2e
 
@@ -71,7 +71,7 @@ def embedded(report: Path, name: str) -> dict:
 
 
 def test_report_holds_every_table_and_figure_grouped_by_paper(run):
-    from lbgap import papers
+    from lbgap.products import papers
 
     report = run / REPORT
     results = embedded(report, "results")

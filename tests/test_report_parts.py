@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from paper_fakes import quick_config
 
-from lbgap import htmlview, index_page, provenance
+from lbgap.products import htmlview, index_page, provenance
 
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 

@@ -19,7 +19,7 @@ import pytest
 import torch
 from test_train import spec_file
 
-from lbgap import train
+from lbgap.training import train
 
 
 def make_spec(data: Path, **overrides) -> dict:
@@ -111,11 +111,11 @@ def test_state_of_another_configuration_is_not_resumed(tmp_path, prepared_mnist,
 def launch(
     spec: dict, out: Path, signal_after_line: str | None = None, sig: int = signal.SIGTERM
 ) -> tuple[int, str]:
-    """`lbgap.launch` (torchrun, one CPU rank); optionally signal its whole process group, as
-    SLURM signals every process of a job step (SIGTERM), a terminal's Ctrl-C (SIGINT) or a
+    """`lbgap.training.launch` (torchrun, one CPU rank); optionally signal its whole process group,
+    as SLURM signals every process of a job step (SIGTERM), a terminal's Ctrl-C (SIGINT) or a
     closed terminal (SIGHUP) do, once a line containing `signal_after_line` shows.
     Two ranks under SLURM: tests/test_slurm.py."""
-    cmd = [sys.executable, "-m", "lbgap.launch", "--",
+    cmd = [sys.executable, "-m", "lbgap.training.launch", "--",
            "--spec", spec_file(out, spec), "--out", str(out)]  # fmt: skip
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
@@ -143,7 +143,15 @@ def test_signal_to_the_job_then_rerun_is_exact(tmp_path, prepared_mnist, sig):
     assert "checkpointing before exit" in out
     assert (cut / train.STATE_FILE).exists() and not (cut / "summary.json").exists()
     assert not list(cut.glob(".*.tmp")), "a half-written file was left behind"
-    rerun = [sys.executable, "-m", "lbgap.train", "--spec", spec_file(cut, spec), "--out", str(cut)]
+    rerun = [
+        sys.executable,
+        "-m",
+        "lbgap.training.train",
+        "--spec",
+        spec_file(cut, spec),
+        "--out",
+        str(cut),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(rerun, capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0 and "resumed from" in out.stdout, out.stdout + out.stderr

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from lbgap.schedules import (
+from lbgap.config.schedules import (
     Schedule,
     adapt_regime,
     noise_scale,

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lbgap.sharpness import (
+from lbgap.analysis.sharpness import (
     Convergence,
     box_bounds,
     flat_loss_and_grad,

@@ -34,7 +34,8 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).parent))
 from slurm import cluster as slurm_cluster  # noqa: E402
 
-from lbgap import launch, slurm_status  # noqa: E402
+from lbgap.config import slurm_status  # noqa: E402
+from lbgap.training import launch  # noqa: E402
 
 # Keskar et al.'s paper with its F1 runs only: on the cluster, the whole review (every rule kind:
 # data, training, each analysis, tables, figures, claims, provenance, overview), locally the
@@ -552,10 +553,17 @@ def test_two_gloo_ranks_in_a_job_preempted_equal_a_local_run(cluster, runs, tmp_
     spec["data"] = str(runs.slurm / spec["data"])
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     args = ["--nproc-per-node", "2", "--threads", "1", "--", "--spec", str(tmp_path / "spec.json")]
-    launch = [sys.executable, "-m", "lbgap.launch", "--rendezvous", "c10d", *args]
+    launch = [sys.executable, "-m", "lbgap.training.launch", "--rendezvous", "c10d", *args]
     script = job_script(tmp_path / "job.sh", [*launch, "--out", str(tmp_path / "in_job")])
     env = env_for(tmp_path)
-    local_cmd = [sys.executable, "-m", "lbgap.launch", *args, "--out", str(tmp_path / "local")]
+    local_cmd = [
+        sys.executable,
+        "-m",
+        "lbgap.training.launch",
+        *args,
+        "--out",
+        str(tmp_path / "local"),
+    ]
     with (tmp_path / "local.out").open("w") as log:
         local = subprocess.Popen(local_cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     first = submit(script, tmp_path / "first.out", env)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from paper_fakes import fill, plan_and_specs, quick_config, spec_of
 
-from lbgap.papers import smith2018
-from lbgap.schedules import Schedule
+from lbgap.config.schedules import Schedule
+from lbgap.products.papers import smith2018
 
 PAPER = "smith2018"
 

@@ -8,8 +8,9 @@ import json
 import pytest
 import torch
 
-from lbgap import data, standins
-from lbgap.imagefolder import ImageStream
+from lbgap.data import prepare as data
+from lbgap.data import standins
+from lbgap.data.imagefolder import ImageStream
 
 SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32),
           "cifar100": (3, 32, 32), "timit": (360,)}  # fmt: skip

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from lbgap import summary
-from lbgap.verdicts import Verdict
+from lbgap.products import summary
+from lbgap.products.verdicts import Verdict
 
 CLAIMS = [
     # claim, paper, case, a, b, a_mean, b_mean, a_paper_mean, b_paper_mean, verdict

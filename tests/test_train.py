@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lbgap import live, train
+from lbgap.training import live, train
 
 PYTHON = sys.executable
 
@@ -41,7 +41,7 @@ def spec_file(folder: Path, spec: dict) -> str:
 
 
 def run_torchrun(spec: dict, out, nproc: int) -> subprocess.CompletedProcess:
-    cmd = [PYTHON, "-m", "lbgap.launch", "--nproc-per-node", str(nproc), "--",
+    cmd = [PYTHON, "-m", "lbgap.training.launch", "--nproc-per-node", str(nproc), "--",
            "--spec", spec_file(Path(out), spec), "--out", str(out)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)

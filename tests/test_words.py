@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from lbgap import matrix, results
+from lbgap.config import matrix
+from lbgap.products import results
 from lbgap.words import plural
 
 

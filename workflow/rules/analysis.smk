@@ -1,6 +1,6 @@
 # ---------------------------------------------------------------- analyses of finished runs
-# One job per analysis of a finished run's checkpoint (python -m lbgap.analyses); file names
-# come from lbgap.analysis_files, which the tables and figures read too. Settings come from the
+# One job per analysis of a finished run's checkpoint (python -m lbgap.analysis.jobs); file names
+# come from lbgap.config.layout, which the tables and figures read too. Settings come from the
 # paper's `analysis` section of the config (matrix.analysis), sizes per scale.
 # (Its input and param functions are in common.smk.)
 
@@ -38,7 +38,7 @@ rule sharpness:
     message:
         "Sharpness phi ({wildcards.space}, eps {wildcards.eps}) of {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
     shell:
-        "python -m lbgap.analyses sharpness --run {params.run} --data {input.data} "
+        "python -m lbgap.analysis.jobs sharpness --run {params.run} --data {input.data} "
         "--space {wildcards.space} --eps {wildcards.eps} --max-iter {params.max_iter} "
         "{params.converge} --threads {threads} --out {output} > {log} 2>&1"
 
@@ -74,7 +74,7 @@ rule training_sharpness:
     message:
         "Sharpness phi along training of {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
     shell:
-        "python -m lbgap.analyses training-sharpness --run {params.run} --data {input.data} "
+        "python -m lbgap.analysis.jobs training-sharpness --run {params.run} --data {input.data} "
         "--eps {params.eps} --max-iter {params.max_iter} --finals {input.final} "
         "--threads {threads} --out {output} > {log} 2>&1"
 
@@ -110,7 +110,7 @@ rule bn_modes:
     message:
         "Accuracy and phi in both batch-norm modes of {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
     shell:
-        "python -m lbgap.analyses bn-modes --run {params.run} --data {input.data} "
+        "python -m lbgap.analysis.jobs bn-modes --run {params.run} --data {input.data} "
         "--eps {params.eps} --max-iter {params.max_iter} --final {input.final} "
         "--threads {threads} --out {output} > {log} 2>&1"
 
@@ -147,7 +147,7 @@ rule hessian:
     message:
         "Hessian top eigenvalue and trace of {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
     shell:
-        "python -m lbgap.analyses hessian --run {params.run} --data {input.data} "
+        "python -m lbgap.analysis.jobs hessian --run {params.run} --data {input.data} "
         "--samples {params.samples} --lanczos-vectors {params.ncv} --tol {params.tol} "
         "--threads {threads} --out {output} > {log} 2>&1"
 
@@ -185,7 +185,7 @@ rule reparametrization:
     message:
         "Rescaled weights (Dinh et al.): loss, phi, adaptive sharpness of {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
     shell:
-        "python -m lbgap.analyses reparametrization --run {params.run} --data {input.data} "
+        "python -m lbgap.analysis.jobs reparametrization --run {params.run} --data {input.data} "
         "--eps {params.eps} --adaptive-eps {params.adaptive_eps} --max-iter {params.max_iter} "
         "{params.args} --threads {threads} --out {output} > {log} 2>&1"
 
@@ -220,6 +220,6 @@ rule parametric:
     message:
         "Parametric plot data SB -> LB of {wildcards.experiment} seed {wildcards.seed}"
     shell:
-        "python -m lbgap.analyses parametric --run-a {params.sb} --run-b {params.lb} "
+        "python -m lbgap.analysis.jobs parametric --run-a {params.sb} --run-b {params.lb} "
         "--data {input.data} --points {params.points} --threads {threads} "
         "--out {output} > {log} 2>&1"

@@ -7,8 +7,12 @@ import sys
 
 from snakemake.utils import validate
 
-from lbgap import live, matrix, outputs
-from lbgap.datasets import FOLDERS, STANDIN_FILE, prepared_mismatch
+from lbgap.training import live
+
+from lbgap.config import matrix
+
+from lbgap.products import outputs
+from lbgap.config.datasets import FOLDERS, STANDIN_FILE, prepared_mismatch
 from lbgap.io import write_if_changed
 
 
@@ -167,9 +171,9 @@ def raw_data_root(wildcards):
 # ---------------------------------------------------------------- the review (report.smk)
 from snakemake import __version__ as SNAKEMAKE_VERSION
 
-from lbgap import claims as lbgap_claims
-from lbgap import papers as lbgap_papers
-from lbgap import summary as lbgap_summary
+from lbgap.products import claims as lbgap_claims
+from lbgap.products import papers as lbgap_papers
+from lbgap.products import summary as lbgap_summary
 
 OVERVIEW = "Claims and provenance"  # sorts before the papers' categories in the report menu
 PAPER_PATTERN = "|".join(PAPERS)  # {paper} is a paper of the config, never another table
@@ -247,7 +251,7 @@ INDEX_PRODUCTS = "results/index_products.json"  # written as the Snakefile is re
 
 
 def index_products():
-    """Per paper (and 'other'): its title and files, as JSON for lbgap.index_page."""
+    """Per paper (and 'other'): its title and files, as JSON for lbgap.products.index_page."""
     products = {
         paper: {
             "title": config["papers"][paper].get("title", paper),
@@ -263,7 +267,7 @@ def index_products():
 
 
 # ---------------------------------------------------------------- analyses (analysis.smk)
-from lbgap import analysis_files
+from lbgap.config import layout as analysis_files
 
 RUN_DIR = "results/{paper}/{experiment}/{variant}/seed{seed}"
 

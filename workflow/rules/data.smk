@@ -17,7 +17,7 @@ rule standins:
     message:
         "Writing the stand-in of {params.dataset} (real on-disk layout, seeded)"
     shell:
-        "python -m lbgap.standins --root {params.root} --datasets {params.dataset} > {log} 2>&1"
+        "python -m lbgap.data.standins --root {params.root} --datasets {params.dataset} > {log} 2>&1"
 
 
 rule prepare_data:
@@ -40,6 +40,6 @@ rule prepare_data:
     message:
         "Preparing {wildcards.dataset} for scale {wildcards.scale}"
     shell:
-        "python -m lbgap.data --dataset {wildcards.dataset} --root {params.root} "
+        "python -m lbgap.data.prepare --dataset {wildcards.dataset} --root {params.root} "
         "--out {output.data} --manifest {output.manifest} {params.sizes} {params.flags} "
         "> {log} 2>&1"

@@ -1,8 +1,8 @@
 # ---------------------------------------------------------------- quoted literature tables
-# Not a paper of the matrix: numbers quoted from src/lbgap/papers/reference.yaml, no runs.
+# Not a paper of the matrix: numbers quoted from src/lbgap/products/papers/reference.yaml, no runs.
 from pathlib import Path
 
-LITERATURE_REFERENCE = str(Path(workflow.basedir) / "src" / "lbgap" / "papers" / "reference.yaml")
+LITERATURE_REFERENCE = str(Path(workflow.basedir, "src/lbgap/products/papers/reference.yaml"))
 LITERATURE_OUTPUTS = [
     "reports/tables/literature_imagenet_records.csv",
     "reports/tables/literature_imagenet_records.md",
@@ -35,5 +35,5 @@ rule literature_table:
     message:
         "Table literature_imagenet_records (quoted, not reproduced)"
     shell:
-        "python -m lbgap.literature --reference {input.reference:q} --csv {output.csv} "
+        "python -m lbgap.products.literature --reference {input.reference:q} --csv {output.csv} "
         "--md {output.md} > {log} 2>&1"

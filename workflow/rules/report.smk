@@ -28,7 +28,7 @@ rule table:
     message:
         "Table {wildcards.paper}_{wildcards.name}"
     shell:
-        "python -m lbgap.papers table --paper {wildcards.paper} --name {wildcards.name} "
+        "python -m lbgap.products.papers table --paper {wildcards.paper} --name {wildcards.name} "
         "--plan {input.plan} "
         "--csv {output.csv} --md {output.md} > {log} 2>&1"
 
@@ -54,7 +54,7 @@ rule table_view:
     message:
         "Table {wildcards.paper}_{wildcards.name} as HTML"
     shell:
-        "python -m lbgap.htmlview --md {input.md} --html {output.html} > {log} 2>&1"
+        "python -m lbgap.products.htmlview --md {input.md} --html {output.html} > {log} 2>&1"
 
 
 rule figure:
@@ -85,7 +85,7 @@ rule figure:
     message:
         "Figure {wildcards.paper}_{wildcards.name}"
     shell:
-        "python -m lbgap.papers figure --paper {wildcards.paper} --name {wildcards.name} "
+        "python -m lbgap.products.papers figure --paper {wildcards.paper} --name {wildcards.name} "
         "--plan {input.plan} "
         "--png {output.png} --pdf {output.pdf} > {log} 2>&1"
 
@@ -117,7 +117,7 @@ rule claims:
     message:
         "Checking the papers' claims on our tables"
     shell:
-        "python -m lbgap.claims --plans {input.plans} --tables {input.tables} "
+        "python -m lbgap.products.claims --plans {input.plans} --tables {input.tables} "
         "--csv {output.csv} --md {output.md} --html {output.html} > {log} 2>&1"
 
 
@@ -159,7 +159,7 @@ rule provenance:
     message:
         "Recording provenance: code, config, software, hardware, data, compute"
     shell:
-        "python -m lbgap.provenance --config {input.config} --plans {input.plans} "
+        "python -m lbgap.products.provenance --config {input.config} --plans {input.plans} "
         "--repo {params.repo:q} --snakemake {params.snakemake} --configfiles {input.configfiles:q} --manifests {input.manifests} "
         "--csv {output.csv} --md {output.md} --html {output.html} --config-out {output.config} "
         "> {log} 2>&1"
@@ -189,6 +189,6 @@ rule index:
     message:
         "Writing reports/index.html"
     shell:
-        "python -m lbgap.index_page --out {output} --scale {params.scale} "
+        "python -m lbgap.products.index_page --out {output} --scale {params.scale} "
         "--claims {input.claims} --extra {params.extra} --products {input.products_list} "
         "> {log} 2>&1"

@@ -7,7 +7,7 @@ _SRC = os.path.join(os.path.dirname(os.path.abspath(workflow.main_snakefile)), "
 sys.path.insert(0, _SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p))
 
-from lbgap.matrix import yaml_syntax_error
+from lbgap.config.matrix import yaml_syntax_error
 from lbgap.words import plural
 
 # Where the workflow was started: config.yaml and a scale's workdir are relative to it. A job

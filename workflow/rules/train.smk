@@ -1,5 +1,5 @@
 # ---------------------------------------------------------------- training
-from lbgap.launch import job_resources
+from lbgap.training.launch import job_resources
 
 
 rule train:
@@ -21,7 +21,7 @@ rule train:
         "../../envs/lbgap.yaml"
     threads: lambda wc: run_resources(wc)["threads"] * run_resources(wc)["tasks"]
     # One SLURM task (one torchrun) per node; several nodes: `mpi`, so that the launcher's srun
-    # runs in the batch script (see lbgap.launch.job_resources).
+    # runs in the batch script (see lbgap.training.launch.job_resources).
     resources:
         gpu=lambda wc: job_resources(run_resources(wc))["gpu"],
         gres=lambda wc: job_resources(run_resources(wc))["gres"],
@@ -51,7 +51,7 @@ rule train:
     shell:
         "if [ ! -e {params.out}/state.pt ]; then : > {log}.attempts; fi; "
         ": >> {log}.attempts && ln -f {log}.attempts {log} && "
-        "exec python -m lbgap.launch --log {log} "
+        "exec python -m lbgap.training.launch --log {log} "
         "--earlier-attempts {params.out}/benchmark_earlier_attempts.tsv "
         "--nproc-per-node {params.nproc} --nodes {resources.nodes} "
         "--threads {resources.threads_per_process} -- --spec {input.spec} --out {params.out} "

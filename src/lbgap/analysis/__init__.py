@@ -1,0 +1,1 @@
+"""Analyses of finished runs' weights: sharpness, Hessian, interpolation, rescaling."""

@@ -1,0 +1,1 @@
+"""The plan: the config validated and expanded into runs, their layout and resources. Torch-free."""

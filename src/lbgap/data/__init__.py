@@ -1,0 +1,1 @@
+"""Datasets found, prepared and loaded; ImageNet streamed from JPEG folders."""

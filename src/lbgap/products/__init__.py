@@ -1,0 +1,1 @@
+"""Tables, figures, claims and reports, from result files only (never the training loop)."""

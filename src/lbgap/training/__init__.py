@@ -1,0 +1,1 @@
+"""One training run: networks, optimizers, schedules' use, DDP, checkpoints."""
