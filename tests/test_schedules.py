@@ -288,3 +288,22 @@ def test_warmup_epochs_ignored_without_warmup():
     # Lets a sweep toggle `warmup` while keeping one `warmup_epochs` in the config.
     s = goyal(lr_scaling="linear", warmup="none", warmup_epochs=5)
     assert s.lr_at(0, 0, 100) == pytest.approx(3.2)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(SMITH, decay_factor=2, batch_growth="increase"),
+        dict(SMITH, decay_factor=2, batch_growth="increase", max_batch=512),
+        dict(SMITH, decay_factor=2, decay_epochs=(1, 3, 10, 12), batch_growth="increase"),
+        dict(SMITH, decay_epochs=(2.5, 7.5), batch_growth="increase", max_iterations=50),
+        dict(SMITH, decay_epochs=()),
+    ],
+)
+def test_totals_per_stretch_equal_the_sums_over_epochs(settings):
+    """total_updates and total_samples sum per stretch of one batch; epoch by epoch agrees."""
+    s = Schedule(**settings)
+    n = N_SMITH + 77  # partial batches dropped
+    per_epoch = [s.iterations_in_epoch(e, n) for e in range(s.epochs)]
+    assert s.total_updates(n) == sum(per_epoch)
+    assert s.total_samples(n) == sum(k * s.batch_at(e) for e, k in enumerate(per_epoch))

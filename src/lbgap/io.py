@@ -108,3 +108,11 @@ def write_if_changed(path: str | os.PathLike, text: str) -> bool:
 
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """YAML safely loaded, with libyaml's parser where PyYAML has it: the schema is read at
+    every Snakemake start (each job's too), and the C parser is 9x faster, same result."""
+    import yaml
+
+    return yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))

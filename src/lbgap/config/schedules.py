@@ -225,14 +225,21 @@ class Schedule:
                 return self.base_lr + (self._peak_lr - self.base_lr) * t / self.warmup_epochs
         return self._peak_lr / self.decay_factor ** self._phase(epoch)[2]
 
+    def _stretches(self) -> list[tuple[int, int]]:
+        """(first epoch, epochs) of each stretch of epochs with one batch: the sums below go
+        per stretch, not per epoch, since planning checks every run (e.g. 90 epochs x 1,000)."""
+        starts = sorted({0} | {s for s, _, _ in self._phases if 0 < s < self.epochs})
+        return [(s, e - s) for s, e in zip(starts, starts[1:] + [self.epochs], strict=True)]
+
     def total_updates(self, n_train: int) -> int:
         """Optimizer steps over the whole run."""
-        return sum(self.iterations_in_epoch(e, n_train) for e in range(self.epochs))
+        return sum(self.iterations_in_epoch(s, n_train) * n for s, n in self._stretches())
 
     def total_samples(self, n_train: int) -> int:
         """Training samples actually processed (dropped partial batches excluded)."""
         return sum(
-            self.iterations_in_epoch(e, n_train) * self.batch_at(e) for e in range(self.epochs)
+            self.iterations_in_epoch(s, n_train) * self.batch_at(s) * n
+            for s, n in self._stretches()
         )
 
     def table(self, n_train: int) -> list[dict]:

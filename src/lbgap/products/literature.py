@@ -11,16 +11,15 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from lbgap.io import write_text
+from lbgap.io import read_yaml, write_text
 
 REFERENCE = Path(__file__).parent / "papers" / "reference.yaml"
 COLUMNS = ("team", "time", "time_minutes", "batch", "hardware", "top1")
 
 
 def records(reference: str | Path = REFERENCE) -> list[dict]:
-    return yaml.safe_load(Path(reference).read_text())["literature"]["imagenet_records"]
+    return read_yaml(reference)["literature"]["imagenet_records"]
 
 
 def table(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:

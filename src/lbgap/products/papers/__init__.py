@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from lbgap.io import read_yaml
 
 
 def run_files(plan: dict, names: tuple[str, ...] = ("summary.json", "metrics.csv")) -> list[str]:
@@ -61,7 +61,7 @@ def product(paper: str, name: str) -> Product:
 
 @cache
 def _reference() -> dict:
-    return yaml.safe_load((Path(__file__).parent / "reference.yaml").read_text())
+    return read_yaml(Path(__file__).parent / "reference.yaml")
 
 
 def reference(paper: str, table: str, row: str, column: str) -> tuple[float | None, float | None]:
