@@ -8,7 +8,6 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 RUN_STARTED = []  # when onstart ran: the run's wall time, for the summary
-REPORT_HTML = "reports/report.html"  # `make report` and `make reproduce` build it here
 
 
 # lbgap importable; a YAML syntax error in config.yaml named by file, line and column.
@@ -75,7 +74,7 @@ onsuccess:
                 rules.claims.output.csv,
                 rules.provenance.output.csv,
                 rules.index.output[0],
-                REPORT_HTML,
+                layout.REPORT_HTML,  # `make report` and `make reproduce` build it here
                 time.monotonic() - RUN_STARTED[0] if RUN_STARTED else None,
                 report_pending="--report-after-run" in sys.argv,
                 shown_from=LAUNCH_DIR,

@@ -8,6 +8,7 @@ a ratio taken in one run survives load from other processes far better than abso
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -24,6 +25,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "src"))  # runnable from a checkout without installing the package
 
 import torch  # noqa: E402
+
+from lbgap.config.run_spec import RunSpec  # noqa: E402
 
 
 # ---------------------------------------------------------------- command line
@@ -169,31 +172,56 @@ def run_spec(
     *,
     width: float = 1.0,
     device: str = "cpu",
-) -> dict[str, Any]:
+) -> RunSpec:
     """A run spec like the workflow writes: one epoch of `network` at a constant `batch` and the
     optimizer's LR, with nothing that is not timed (no noise measurement, no checkpoint)."""
-    return {
-        "paper": "bench",
-        "experiment": network,
-        "variant": f"B{batch}",
-        "seed": 0,
-        "scale": "bench",
-        "network": network,
-        "dataset": dataset,
-        "data": str(data),
-        "width": width,
-        "ghost_batch": None,
-        "optimizer": optimizer,
-        "schedule": {
-            "base_lr": optimizer["lr"],
-            "base_batch": batch,
+    return RunSpec.of(
+        {
+            "paper": "bench",
+            "experiment": network,
+            "variant": f"B{batch}",
+            "seed": 0,
+            "scale": "bench",
+            "network": network,
+            "dataset": dataset,
+            "data": str(data),
+            "width": width,
+            "ghost_batch": None,
+            "optimizer": optimizer,
+            "schedule": {
+                "base_lr": optimizer["lr"],
+                "base_batch": batch,
+                "batch_size": batch,
+                "epochs": 1,
+            },
+            "n_train": None,
+            "image_size": None,
             "batch_size": batch,
-            "epochs": 1,
-        },
-        "device": device,
-        "bn_eval": "running",
-        "noise_every": 0,
-    }
+            "augment": False,
+            "grad_clip": None,
+            "grad_clip_epochs": None,
+            "zero_init_residual": False,
+            "micro_batch": None,
+            "regime_adaptation": False,
+            "momentum_correction": True,
+            "save_epochs": [],
+            "device": device,
+            "amp": "fp32",
+            "channels_last": False,
+            "compile": False,
+            "deterministic": True,
+            "bn_eval": "running",
+            "eval_chunk": 4096,
+            "noise_every": 0,
+        }
+    )
+
+
+def speed_settings(**keys: Any) -> RunSpec:
+    """A spec with these speed settings (amp, channels_last, compile, deterministic), for the
+    benchmarks that build a model and its step themselves."""
+    base = run_spec("resnet20", "cifar10", 2, Path("unused.pt"), {"name": "sgd", "lr": 0.1})
+    return dataclasses.replace(base, **keys)
 
 
 def write_result(

@@ -137,7 +137,7 @@ def compare(
 def train_work(device: torch.device, settings: dict) -> Callable[[Batch], None]:
     """One SGD step of ResNet-20 (CIFAR) on a batch, with the pipeline's speed settings."""
     model = build_model("resnet20", 10).to(device)
-    accel = Acceleration.resolve(settings, device, model)
+    accel = Acceleration.resolve(_common.speed_settings(**settings), device, model)
     configure_determinism(device, accel.deterministic)
     model = accel.prepare_model(model)
     net = accel.wrap(model)

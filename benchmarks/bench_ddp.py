@@ -20,12 +20,14 @@ from pathlib import Path
 
 import _common
 
+from lbgap.config.run_spec import RunSpec
+
 HERE = Path(__file__).resolve().parent
 DATASET_OF = {"F1": "mnist", "C1": "cifar10", "resnet20": "cifar10"}
 OPTIMIZER = {"name": "sgd", "lr": 0.01, "momentum": 0.9}
 
 
-def launch(nproc: int, spec: dict, steps: int, warmup: int, threads: int, folder: Path) -> dict:
+def launch(nproc: int, spec: RunSpec, steps: int, warmup: int, threads: int, folder: Path) -> dict:
     """One torchrun job of `nproc` ranks; returns rank 0's timing."""
     result = folder / f"ddp{nproc}.json"
     result.unlink(missing_ok=True)
@@ -37,7 +39,7 @@ def launch(nproc: int, spec: dict, steps: int, warmup: int, threads: int, folder
         f"--nproc-per-node={nproc}",
         str(HERE / "ddp_step.py"),
         "--spec",
-        json.dumps(spec),
+        json.dumps(spec.to_dict()),
         "--steps",
         str(steps),
         "--warmup",

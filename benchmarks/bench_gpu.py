@@ -70,7 +70,7 @@ def make_step(network: str, dataset: str, batch: int, variant: str, device: torc
     info = dataset_info(dataset)
     torch.manual_seed(0)
     model = build_model(network, info.classes).to(device)
-    accel = Acceleration.resolve(VARIANTS[variant], device, model)
+    accel = Acceleration.resolve(_common.speed_settings(**VARIANTS[variant]), device, model)
     configure_determinism(device, accel.deterministic)
     model = accel.prepare_model(model)
     x = accel.prepare_inputs(torch.randn(batch, *info.shape, device=device))

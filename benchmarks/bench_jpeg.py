@@ -159,7 +159,9 @@ def training_step(network: str, device: torch.device, settings: dict) -> Callabl
     info = dataset_info("imagenet")
     torch.manual_seed(0)
     model = build_model(network, info.classes).to(device)
-    accel = Acceleration.resolve({**settings, "deterministic": False}, device, model)
+    accel = Acceleration.resolve(
+        _common.speed_settings(**{**settings, "deterministic": False}), device, model
+    )
     configure_determinism(device, accel.deterministic)
     model = accel.prepare_model(model)
     net = accel.wrap(model)

@@ -17,6 +17,7 @@ import _common
 import torch
 import torch.nn.functional as F
 
+from lbgap.config.run_spec import RunSpec
 from lbgap.training import distributed
 from lbgap.training.models import build_model
 from lbgap.training.train import Trainer
@@ -34,19 +35,19 @@ OPTIMIZER = {"name": "adam", "lr": LR}  # Keskar's settings
 class Sides:
     """Our Trainer and the bare loop on the same data, each advancing `n` updates per call."""
 
-    def __init__(self, spec: dict, out: Path, device: torch.device) -> None:
+    def __init__(self, spec: RunSpec, out: Path, device: torch.device) -> None:
         ctx = distributed.Context(rank=0, world_size=1, local_rank=0, device=device)
         self.trainer = Trainer(spec, out, ctx, checkpoint_minutes=1e9)
-        self.batch = spec["schedule"]["batch_size"]
+        self.batch = spec.batch_size
         self.device = device
         data = self.trainer.data
         self.x, self.y = data["train_x"], data["train_y"]  # the very same tensors
         self.iters = self.trainer.schedule.iterations_in_epoch(0, len(self.y))
         g = torch.Generator(device=device).manual_seed(1)
         self.perm = torch.randperm(len(self.y), generator=g, device=device)
-        torch.manual_seed(spec["seed"])
+        torch.manual_seed(spec.seed)
         self.model = build_model(
-            spec["network"], data["info"].classes, spec["width"], spec["ghost_batch"]
+            spec.network, data["info"].classes, spec.width, spec.ghost_batch
         ).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=LR)
         self.it = {"ours": 0, "bare": 0}

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import _common
 
+from lbgap.config import layout
+
 ROOT = _common.ROOT
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 DAG_TARGET_S = 10.0
@@ -44,11 +46,12 @@ def child_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def time_dry_run(scale: str) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds, jobs) of one dry run of reproduce_all in a fresh folder."""
+def time_dry_run(scale: str, tree: Path = ROOT) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, jobs) of one dry run of reproduce_all in a fresh folder,
+    with the Snakefile, config and package of `tree` (this checkout, or --against's)."""
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.copy2(ROOT / "config.yaml", Path(tmp) / "config.yaml")
-        cmd = [SNAKEMAKE, "-n", "reproduce_all", "-s", str(ROOT / "Snakefile"),
+        shutil.copy2(tree / "config.yaml", Path(tmp) / "config.yaml")
+        cmd = [SNAKEMAKE, "-n", "reproduce_all", "-s", str(tree / "Snakefile"),
                "--directory", tmp, "--configfile", f"{tmp}/config.yaml",
                "--config", f"scale={scale}"]  # fmt: skip
         cpu0, t0 = child_cpu_s(), time.perf_counter()
@@ -60,12 +63,28 @@ def time_dry_run(scale: str) -> tuple[float, float, int]:
     return wall, cpu, int(jobs.group(1)) if jobs else -1
 
 
-def bench_dag(repeats: int) -> dict:
+def exported(rev: str, into: Path) -> Path:
+    """The tree of commit `rev`, as files (its Snakefile imports its own src/, setup.smk)."""
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
+def bench_dag(repeats: int, against: str | None = None) -> dict:
+    """The paper-scale dry run; with `against`, alternated with commit `against`'s, one after
+    the other in each round, so the ratio compares the two under the same load."""
     walls, cpus, jobs = [], [], -1
-    for _ in range(repeats):
-        wall, cpu, jobs = time_dry_run("paper")
-        walls.append(wall)
-        cpus.append(cpu)
+    old = {"wall": [], "cpu": [], "jobs": -1}
+    with tempfile.TemporaryDirectory() as tmp:
+        other = exported(against, Path(tmp)) if against else None
+        for _ in range(repeats):
+            wall, cpu, jobs = time_dry_run("paper")
+            walls.append(wall)
+            cpus.append(cpu)
+            if other:
+                wall, cpu, old["jobs"] = time_dry_run("paper", other)
+                old["wall"].append(wall)
+                old["cpu"].append(cpu)
     wall, cpu = statistics.median(walls), statistics.median(cpus)
     # Snakemake is one thread: on an idle machine its wall time is its CPU time. When other
     # processes held the cores (CPU < 90% of wall), the CPU time is the estimate load can't skew.
@@ -78,8 +97,27 @@ def bench_dag(repeats: int) -> dict:
         f"{'met' if met else 'MISSED'} on {basis} (target < {DAG_TARGET_S:.0f} s)",
         flush=True,
     )
+    compared = {}
+    if against:
+        ratio = _common.ratios(cpus if basis == "cpu" else walls, old[basis])
+        print(
+            f"  against {against}: {statistics.median(old['wall']):.1f} s wall, "
+            f"{statistics.median(old['cpu']):.1f} s CPU, {old['jobs']} jobs; this/that "
+            f"{ratio['median']:.3f} [{ratio['min']:.3f}, {ratio['max']:.3f}] on {basis}",
+            flush=True,
+        )
+        compared = {
+            "against": {
+                "rev": against,
+                "wall_s": _common.spread(old["wall"]),
+                "cpu_s": _common.spread(old["cpu"]),
+                "jobs": old["jobs"],
+                "ratio_this_over_that": ratio,
+            }
+        }
     return {
         "command": "snakemake -n reproduce_all --config scale=paper",
+        **compared,
         "wall_s": _common.spread(walls),
         "cpu_s": _common.spread(cpus),
         "basis": basis,
@@ -93,25 +131,22 @@ def bench_dag(repeats: int) -> dict:
 def benchmark_patterns(root: Path) -> dict[str, re.Pattern]:
     """Rule name -> regex of its `benchmark:` path, read from the workflow's rule files.
 
-    Handles plain strings and f-strings built from module-level string constants
-    (`RUN_DIR = "results/{paper}/..."`); each {wildcard} becomes one path component.
+    A path is a string, an f-string or a call of lbgap.config.layout (`layout.benchmark(RUN_DIR,
+    "hessian")`), evaluated with the rule files' module-level constants built the same way
+    (`RUN_DIR = layout.run_dir("{paper}", ...)`); each {wildcard} becomes one path component.
     """
     texts = [smk.read_text() for smk in sorted((root / "workflow" / "rules").glob("*.smk"))]
-    consts = {
-        m.group(1): m.group(2)
-        for text in texts
-        for m in re.finditer(r'^([A-Z_][A-Z0-9_]*) = "([^"]*)"', text, re.M)
-    }
+    names: dict = {"layout": layout}
+    for text in texts:
+        for m in re.finditer(r'^([A-Z_][A-Z0-9_]*) = ("[^"]*"|layout\.[^#\n]*)', text, re.M):
+            names[m.group(1)] = eval(m.group(2), names)  # the workflow's own text
     patterns = {}
     for text in texts:
         for m in re.finditer(r"^rule (\w+):(.*?)(?=^rule |\Z)", text, re.M | re.S):
-            bench = re.search(r"^\s+benchmark:\s*\n?\s*(f?)\"([^\"]+)\"", m.group(2), re.M)
+            bench = re.search(r"^\s+benchmark:\s*\n?\s*(.+)$", m.group(2), re.M)
             if not bench:
                 continue
-            path = bench.group(2)
-            if bench.group(1):  # f-string: constants in, {{wildcard}} -> {wildcard}
-                path = re.sub(r"(?<!\{)\{([A-Z_][A-Z0-9_]*)\}(?!\})", lambda c: consts[c[1]], path)
-                path = path.replace("{{", "{").replace("}}", "}")
+            path = eval(bench.group(1), dict(names))
             parts = re.split(r"\{[^}]+\}", path)
             patterns[m.group(1)] = re.compile("[^/]+".join(map(re.escape, parts)) + "$")
     return patterns
@@ -280,6 +315,9 @@ def bench_reproduce(cores: str, keep: Path | None, make: bool) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = _common.parser(__doc__.splitlines()[0], "workflow")
     p.add_argument("--repeats", type=int, default=3, help="dry runs of the paper-scale DAG")
+    p.add_argument(
+        "--against", default=None, help="a commit whose dry run alternates with this one's"
+    )
     p.add_argument("--reproduce", action="store_true", help="also run the quick reproduction")
     p.add_argument("--cores", default="all", help="snakemake --cores for --reproduce")
     p.add_argument("--keep", type=Path, default=None, help="copy the reproduction here")
@@ -290,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     machine = _common.machine_info()
     old = _common.load_json(args.out) if args.out.exists() else {}
-    payload = {"dag": bench_dag(args.repeats)}
+    payload = {"dag": bench_dag(args.repeats, args.against)}
     if args.reproduce:
         reproduction = bench_reproduce(args.cores, args.keep, args.make)
         payload["reproduce"] = {**reproduction, "measured": machine}

@@ -15,6 +15,7 @@ from pathlib import Path
 import _common  # noqa: F401  (puts the checkout's src/ on the path)
 import torch
 
+from lbgap.config.run_spec import RunSpec
 from lbgap.io import write_json
 from lbgap.training import distributed
 from lbgap.training.train import Trainer
@@ -27,10 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--result", type=Path, required=True, help="JSON written by rank 0")
     args = p.parse_args(argv)
-    spec = json.loads(args.spec)
-    ctx = distributed.setup(spec["device"])
+    spec = RunSpec.of(json.loads(args.spec))
+    ctx = distributed.setup(spec.device)
     trainer = Trainer(spec, args.result.parent / f"run{ctx.world_size}", ctx, 1e9)
-    batch = spec["schedule"]["batch_size"]
+    batch = spec.batch_size
     iters = trainer.schedule.iterations_in_epoch(0, trainer.n_train)
     gen = torch.Generator(device=ctx.device).manual_seed(1)
     perm = torch.randperm(trainer.n_train, generator=gen, device=ctx.device)

@@ -10,6 +10,7 @@ import pandas as pd
 from conftest import shipped_config
 
 from lbgap.config import matrix
+from lbgap.config.run_spec import RunSpec
 from lbgap.products import outputs
 
 
@@ -25,13 +26,13 @@ def plan_and_specs(config: dict, paper: str) -> tuple[dict, dict]:
     return outputs.plan(config, paper, specs), specs
 
 
-def spec_of(config: dict, paper: str, experiment: str, variant: str, seed: int = 0) -> dict:
+def spec_of(config: dict, paper: str, experiment: str, variant: str, seed: int = 0) -> RunSpec:
     return matrix.spec(config, matrix.Run(paper, experiment, variant, seed))
 
 
 def write_run(
     run_dir: str | Path,
-    spec: dict,
+    spec: RunSpec,
     test_acc: float,
     *,
     status: str = "completed",
@@ -48,7 +49,7 @@ def write_run(
         final = dict.fromkeys(final)
     summary = {
         "status": status,
-        "spec": spec,
+        "spec": spec.to_dict(),
         "epochs": epochs,
         "updates": updates,
         "samples": samples,
@@ -59,7 +60,7 @@ def write_run(
     metrics = pd.DataFrame(
         {
             "epoch": range(1, epochs + 1),
-            "batch": [spec["batch_size"]] * epochs,
+            "batch": [spec.batch_size] * epochs,
             "lr": [0.1] * epochs,
             "updates": [per_epoch * (e + 1) for e in range(epochs)],
             "samples": [samples // epochs * (e + 1) for e in range(epochs)],

@@ -17,6 +17,7 @@ from test_data import write_cifar10
 from test_resume import assert_same_run, stop_after
 from test_train import make_spec, spec_file
 
+from lbgap.config.run_spec import RunSpec
 from lbgap.training import train
 from lbgap.training.acceleration import Acceleration, compile_mode
 from lbgap.training.ghost_bn import GhostBatchNorm2d
@@ -27,18 +28,27 @@ GPU = torch.cuda.is_available()
 needs_gpu = pytest.mark.skipif(not GPU, reason="needs a GPU")
 
 
+def settings(**keys) -> RunSpec:
+    """A run's spec with these acceleration settings (the rest as in make_spec)."""
+    return RunSpec.of(make_spec("unused.pt", **keys))
+
+
 def test_auto_means_float32_and_default_layout_on_a_cpu():
-    a = Acceleration.resolve({"amp": "auto", "channels_last": "auto"}, CPU, build_model("C1", 10))
+    a = Acceleration.resolve(settings(amp="auto", channels_last="auto"), CPU, build_model("C1", 10))
     assert (a.amp, a.channels_last, a.compile, a.deterministic) == ("fp32", False, None, True)
 
 
 def test_explicit_settings_and_no_channels_last_without_convolutions():
-    conv = Acceleration.resolve({"amp": "bf16", "channels_last": True}, CPU, build_model("C1", 10))
-    mlp = Acceleration.resolve({"channels_last": True, "compile": True}, CPU, build_model("F1", 10))
+    conv = Acceleration.resolve(
+        settings(amp="bf16", channels_last=True), CPU, build_model("C1", 10)
+    )
+    mlp = Acceleration.resolve(
+        settings(channels_last=True, compile=True), CPU, build_model("F1", 10)
+    )
     assert (conv.amp, conv.channels_last) == ("bf16", True)
     assert (mlp.amp, mlp.channels_last, mlp.compile) == ("fp32", False, "default")
     with pytest.raises(ValueError, match="amp must be one of"):
-        Acceleration.resolve({"amp": "fp16"}, CPU, build_model("F1", 10))
+        Acceleration.resolve(settings(amp="fp16"), CPU, build_model("F1", 10))
 
 
 @pytest.mark.parametrize(
@@ -177,9 +187,9 @@ def test_gpu_stop_then_resume_is_exact(tmp_path, prepared_cifar, monkeypatch):
 def test_bf16_on_a_gpu_without_it_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     cuda, model = torch.device("cuda"), build_model("C1", 10)
-    assert Acceleration.resolve({"amp": "auto"}, cuda, model).amp == "fp32"
+    assert Acceleration.resolve(settings(amp="auto"), cuda, model).amp == "fp32"
     with pytest.raises(ValueError, match="amp: bf16 needs a GPU with bfloat16"):
-        Acceleration.resolve({"amp": "bf16"}, cuda, model)
+        Acceleration.resolve(settings(amp="bf16"), cuda, model)
 
 
 def test_failed_compilation_is_a_one_line_error(tmp_path, prepared_mnist):

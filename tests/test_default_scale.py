@@ -58,9 +58,9 @@ def test_quick_runs_keskar_f1_on_60000_fashion_mnist_images_lb_ten_percent(
     cfg = prepared(repo_config)
     for experiment, variant in (("F1", "LB"), ("F1_warmstart", "k2")):
         spec = matrix.spec(cfg, matrix.Run(KESKAR, experiment, variant, 0))
-        assert (spec["dataset"], spec["n_train"], spec["batch_size"]) == (
+        assert (spec.dataset, spec.n_train, spec.batch_size) == (
             "fashion_mnist", 60000, 6000)  # fmt: skip
-    assert matrix.spec(cfg, matrix.Run(KESKAR, "F1", "SB", 2))["batch_size"] == 256
+    assert matrix.spec(cfg, matrix.Run(KESKAR, "F1", "SB", 2)).batch_size == 256
     plan = keskar_plan(cfg)
     assert plan["F1"]["label"] == "F1 (Fashion-MNIST)"
     assert "the paper's columns are its MNIST numbers" in plan["F1"]["note"]
@@ -74,7 +74,7 @@ def test_without_fashion_mnist_quick_falls_back_to_the_bundled_digits_and_says_s
 ):
     cfg = prepared(repo_config)
     spec = matrix.spec(cfg, matrix.Run(KESKAR, "F1", "LB", 0))
-    assert (spec["dataset"], spec["batch_size"]) == ("mnist", 400)
+    assert (spec.dataset, spec.batch_size) == ("mnist", 400)
     plan = keskar_plan(cfg)
     assert plan["F1"]["label"] == "F1 (MNIST)"
     assert "Fashion-MNIST was not found" in plan["F1"]["note"]
@@ -91,7 +91,7 @@ def test_derived_experiments_follow_their_base(repo_config, with_fashion):
     )
     cfg = prepared(cfg)
     for experiment, variant in (("F1", "SB"), ("F1_batch_sweep", "2.5pct"), ("F1_warmstart", "k2")):
-        assert matrix.spec(cfg, matrix.Run(KESKAR, experiment, variant, 0))["dataset"] == "mnist"
+        assert matrix.spec(cfg, matrix.Run(KESKAR, experiment, variant, 0)).dataset == "mnist"
     assert keskar_plan(cfg)["F1_batch_sweep"]["label"] == "F1 (MNIST), batch-size sweep"
 
 
@@ -144,7 +144,7 @@ def test_only_selects_papers_experiments_or_variants(repo_config, with_fashion):
     assert {r.paper for r in matrix.runs(cfg)} == {KESKAR, "hoffer2017"}
     # the warm start's source is not selected, but its spec still names it (Snakemake runs it)
     spec = matrix.spec(cfg, matrix.Run(KESKAR, "F1_warmstart", "k2", 0))
-    assert spec["warm_start"]["run"] == "results/keskar2017/F1/SB/seed0"
+    assert spec.warm_start["run"] == "results/keskar2017/F1/SB/seed0"
     with pytest.raises(matrix.ConfigError, match="only: 'keskar2017/F7' names no"):
         prepared({**repo_config, "only": "keskar2017/F7"})
 
@@ -156,7 +156,7 @@ def test_a_scale_of_ones_own(repo_config):
     cfg = prepared({**cfg, "scale": "laptop"})
     runs = matrix.runs(cfg, "hoffer2017")
     assert runs and {r.seed for r in runs} == {0}
-    assert matrix.spec(cfg, runs[0])["n_train"] == 1000
+    assert matrix.spec(cfg, runs[0]).n_train == 1000
     with pytest.raises(matrix.ConfigError, match="no scale 'huge'; choose one of quick, small"):
         prepared({**repo_config, "scale": "huge"})
 

@@ -139,14 +139,14 @@ def test_none_is_plain_batch_norm_and_set_ghost_size_reaches_layers():
 )
 def test_noise_estimate_splits_in_whole_ghost_batches(ghost, batch_norm, batch, small):
     """The noise scale's small batch must normalize the same chunks as the full batch."""
-    trainer = SimpleNamespace(spec={"ghost_batch": ghost}, batch_norm=batch_norm)
+    trainer = SimpleNamespace(spec=SimpleNamespace(ghost_batch=ghost), batch_norm=batch_norm)
     assert Trainer.noise_split(trainer, batch) == small
 
 
 def test_no_noise_estimate_where_half_a_batch_normalizes_otherwise():
     """Batch norm over the whole batch: half a batch has other statistics, so the estimate
     would be biased; there is none (B_noise stays NaN)."""
-    trainer = SimpleNamespace(spec={"ghost_batch": None}, batch_norm=True)
+    trainer = SimpleNamespace(spec=SimpleNamespace(ghost_batch=None), batch_norm=True)
     assert Trainer.noise_split(trainer, 128) == 0
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from paper_fakes import fill, plan_and_specs, quick_config, spec_of
 
+from lbgap.config.run_spec import RunSpec
 from lbgap.config.schedules import Schedule
 from lbgap.products.papers import goyal2017, reference
 
@@ -17,22 +18,22 @@ def config() -> dict:
     return quick_config()
 
 
-def _lrs(spec: dict, epoch: int) -> list[float]:
+def _lrs(spec: RunSpec, epoch: int) -> list[float]:
     """The LR of every iteration of one epoch, as the trainer asks for it."""
-    schedule = Schedule.from_config(spec["schedule"])
-    iters = schedule.iterations_in_epoch(epoch, spec["n_train"])
+    schedule = Schedule.from_config(spec.schedule)
+    iters = schedule.iterations_in_epoch(epoch, spec.n_train)
     return [schedule.lr_at(epoch, i, iters) for i in range(iters)]
 
 
 def test_linear_rule_and_the_three_warmups(config):
     base = spec_of(config, PAPER, "F1_analog", "baseline")
-    eta = base["optimizer"]["lr"]
-    assert eta == pytest.approx(0.1 * base["batch_size"] / 256)  # the paper's eta = 0.1 kn/256
+    eta = base.optimizer["lr"]
+    assert eta == pytest.approx(0.1 * base.batch_size / 256)  # the paper's eta = 0.1 kn/256
     specs = {v: spec_of(config, PAPER, "F1_analog", v) for v in goyal2017.SETTINGS}
-    kn = specs["gradual_warmup"]["batch_size"]
-    k = kn / base["batch_size"]
-    iters = specs["gradual_warmup"]["n_train"] // kn
-    assert specs["gradual_warmup"]["schedule"]["warmup_epochs"] == 1
+    kn = specs["gradual_warmup"].batch_size
+    k = kn / base.batch_size
+    iters = specs["gradual_warmup"].n_train // kn
+    assert specs["gradual_warmup"].schedule["warmup_epochs"] == 1
     # Gradual: from eta at the first iteration to k eta after one epoch, linearly per iteration.
     assert _lrs(specs["gradual_warmup"], 0) == pytest.approx(
         [eta + (k * eta - eta) * i / iters for i in range(iters)]
@@ -45,16 +46,16 @@ def test_linear_rule_and_the_three_warmups(config):
     assert _lrs(specs["no_warmup"], 0) == pytest.approx([k * eta] * iters)
     assert _lrs(base, 0) == pytest.approx([eta] * len(_lrs(base, 0)))
     for spec in specs.values():
-        assert spec["ghost_batch"] == 32  # batch-norm statistics over n = 32
-        assert spec["optimizer"]["nesterov"] and not spec["optimizer"]["bn_weight_decay"]
+        assert spec.ghost_batch == 32  # batch-norm statistics over n = 32
+        assert spec.optimizer["nesterov"] and not spec.optimizer["bn_weight_decay"]
 
 
 def test_paper_scale_is_resnet50_kn_8k_eta_3_2(config):
     paper = {**config, "scale": "paper"}
     spec = spec_of(paper, PAPER, "ResNet50_ImageNet", "no_warmup")
-    assert (spec["network"], spec["batch_size"]) == ("resnet50", 8192)
-    assert Schedule.from_config(spec["schedule"]).peak_lr == pytest.approx(3.2)
-    assert spec["zero_init_residual"] and spec["schedule"]["decay_epochs"] == [30, 60, 80]
+    assert (spec.network, spec.batch_size) == ("resnet50", 8192)
+    assert Schedule.from_config(spec.schedule).peak_lr == pytest.approx(3.2)
+    assert spec.zero_init_residual and spec.schedule["decay_epochs"] == [30, 60, 80]
 
 
 def test_sweep_is_sorted_by_batch_and_spans_the_set(config):

@@ -124,7 +124,7 @@ def test_how_a_run_is_looked_after_is_not_part_of_it(repo_config):
     other = matrix.prepare_config({**copy.deepcopy(repo_config), "checkpoint_minutes": 1})
     run = matrix.Run("keskar2017", "F1", "SB", 0)
     assert matrix.spec(config, run) == matrix.spec(other, run)
-    assert "checkpoint_minutes" not in matrix.spec(config, run)
+    assert "checkpoint_minutes" not in matrix.spec(config, run).to_dict()
 
 
 @pytest.mark.e2e

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 from paper_fakes import fill, plan_and_specs, quick_config, spec_of
 
+from lbgap.config.run_spec import RunSpec
 from lbgap.config.schedules import Schedule
 from lbgap.products.papers import hoffer2017, reference
 from lbgap.training import train
@@ -20,24 +22,24 @@ def config() -> dict:
     return quick_config()
 
 
-def _schedule(spec: dict) -> Schedule:
-    return Schedule.from_config(spec["schedule"])
+def _schedule(spec: RunSpec) -> Schedule:
+    return Schedule.from_config(spec.schedule)
 
 
 def test_variants_express_lr_gbn_and_regime_adaptation(config):
     sb, lb, lr, gbn, ra = (spec_of(config, PAPER, "F1_analog", v) for v in hoffer2017.VARIANTS)
-    k = lb["batch_size"] / sb["batch_size"]
+    k = lb.batch_size / sb.batch_size
     assert k > 1
     assert _schedule(lb).peak_lr == pytest.approx(_schedule(sb).peak_lr)
     assert _schedule(lr).peak_lr == pytest.approx(_schedule(sb).peak_lr * math.sqrt(k))
-    assert (sb["ghost_batch"], lr["ghost_batch"]) == (None, None)
-    assert gbn["ghost_batch"] == ra["ghost_batch"] == sb["batch_size"]
-    assert ra["regime_adaptation"] and not gbn["regime_adaptation"]
-    assert all(s["grad_clip"] == 5.0 for s in (sb, lb, lr, gbn, ra))
+    assert (sb.ghost_batch, lr.ghost_batch) == (None, None)
+    assert gbn.ghost_batch == ra.ghost_batch == sb.batch_size
+    assert ra.regime_adaptation and not gbn.regime_adaptation
+    assert all(s.grad_clip == 5.0 for s in (sb, lb, lr, gbn, ra))
     # +RA: k times the epochs, every decay epoch stretched by k, as many updates as SB.
-    assert ra["schedule"]["epochs"] == round(sb["schedule"]["epochs"] * k)
-    assert ra["schedule"]["decay_epochs"] == [m * k for m in sb["schedule"]["decay_epochs"]]
-    n = sb["n_train"]
+    assert ra.schedule["epochs"] == round(sb.schedule["epochs"] * k)
+    assert ra.schedule["decay_epochs"] == [m * k for m in sb.schedule["decay_epochs"]]
+    n = sb.n_train
     assert _schedule(ra).total_updates(n) == _schedule(sb).total_updates(n)
     assert _schedule(gbn).total_updates(n) < _schedule(sb).total_updates(n)
 
@@ -46,10 +48,10 @@ def test_paper_scale_rows_stretch_by_the_batch_ratio(config):
     paper = {**config, "scale": "paper"}
     sb = spec_of(paper, PAPER, "F1", "SB")
     ra = spec_of(paper, PAPER, "F1", "+RA")
-    k = ra["batch_size"] // sb["batch_size"]
+    k = ra.batch_size // sb.batch_size
     assert k == 32  # 4096 / 128
-    assert ra["schedule"]["epochs"] == 32 * sb["schedule"]["epochs"]
-    assert ra["schedule"]["decay_epochs"] == [32 * m for m in sb["schedule"]["decay_epochs"]]
+    assert ra.schedule["epochs"] == 32 * sb.schedule["epochs"]
+    assert ra.schedule["decay_epochs"] == [32 * m for m in sb.schedule["decay_epochs"]]
 
 
 def test_regime_adaptation_trains_the_stretched_epochs(config, prepared_mnist, tmp_path):
@@ -57,8 +59,8 @@ def test_regime_adaptation_trains_the_stretched_epochs(config, prepared_mnist, t
     cfg = quick_config(train_size=500, test_size=200)
     exp = cfg["papers"][PAPER]["experiments"]["F1_analog"]
     exp.update(epochs=2, decay_epochs=[1])
-    spec = spec_of(cfg, PAPER, "F1_analog", "+RA") | {"data": str(prepared_mnist)}
-    k = spec["batch_size"] / spec["schedule"]["base_batch"]
+    spec = dataclasses.replace(spec_of(cfg, PAPER, "F1_analog", "+RA"), data=str(prepared_mnist))
+    k = spec.batch_size / spec.schedule["base_batch"]
     train.run(spec, tmp_path)
     metrics = np.genfromtxt(tmp_path / "metrics.csv", delimiter=",", names=True)
     assert len(metrics) == round(2 * k)

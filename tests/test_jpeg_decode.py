@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
 from torchvision.transforms import v2
 
 from lbgap.config import matrix
+from lbgap.config.run_spec import RunSpec
 from lbgap.data import jpeg_decode
 from lbgap.data.imagefolder import (
     ImageStream,
@@ -150,15 +152,15 @@ def test_decode_reaches_imagenet_specs_only_when_set(repo_config):
     imagenet = matrix.Run("goyal2017", "ResNet50_ImageNet", "baseline", 0)
     mnist = matrix.Run("keskar2017", "F1", "LB", 0)
 
-    def specs(**edit) -> tuple[dict, dict]:
+    def specs(**edit) -> tuple[RunSpec, RunSpec]:
         cfg = matrix.prepare_config(copy.deepcopy({**repo_config, "scale": "paper", **edit}))
         return matrix.spec(cfg, imagenet), matrix.spec(cfg, mnist)
 
     plain = specs()
-    assert plain[0]["dataset"] == "imagenet" and "decode" not in plain[0]
+    assert plain[0].dataset == "imagenet" and "decode" not in plain[0].to_dict()
     assert specs(decode="auto") == plain
     on_device = specs(decode="device")
-    assert on_device == ({**plain[0], "decode": "device"}, plain[1])
+    assert on_device == (dataclasses.replace(plain[0], decode="device"), plain[1])
     with pytest.raises(matrix.ConfigError, match="decode"):
         specs(decode="gpu")
 

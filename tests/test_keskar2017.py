@@ -55,14 +55,14 @@ def test_analysis_files_names():
 def test_warm_start_resolves_to_the_sb_run_of_the_same_seed():
     cfg = config_at()
     spec = matrix.spec(cfg, matrix.Run(PAPER, "F1_warmstart", "k10", 0))
-    assert spec["init_checkpoint"] == "results/keskar2017/F1/SB/seed0/checkpoint_epoch10.pt"
-    assert spec["warm_start"] == {"run": "results/keskar2017/F1/SB/seed0", "epoch": 10}
-    assert spec["batch_size"] == 400  # LB after the warm start
-    assert spec["save_epochs"] == []
+    assert spec.init_checkpoint == "results/keskar2017/F1/SB/seed0/checkpoint_epoch10.pt"
+    assert spec.warm_start == {"run": "results/keskar2017/F1/SB/seed0", "epoch": 10}
+    assert spec.batch_size == 400  # LB after the warm start
+    assert spec.save_epochs == []
     plain = matrix.spec(cfg, matrix.Run(PAPER, "F1", "LB", 0))
-    assert "init_checkpoint" not in plain and "warm_start" not in plain  # other specs unchanged
+    assert plain.init_checkpoint is None and plain.warm_start is None  # other specs unchanged
     source = matrix.spec(cfg, matrix.Run(PAPER, "F1", "SB", 0))
-    assert 10 in source["save_epochs"]
+    assert 10 in source.save_epochs
 
 
 def test_warm_start_epoch_must_be_saved():
@@ -347,7 +347,7 @@ def write_curves(plan: dict, specs: dict) -> None:
     for run, spec in specs.items():
         if run.experiment != "F1":
             write_run(run.dir, spec, 95.0)
-            phi = {"phi": 100.0 * spec["batch_size"] / 400, "bn_eval": "running"}
+            phi = {"phi": 100.0 * spec.batch_size / 400, "bn_eval": "running"}
             Path(files.sharpness(run.dir, "full", 1e-3)).write_text(json.dumps(phi))
         if run.experiment == "F1" and run.seed == 0:
             epochs = [1, 2, 5, 10, 20]

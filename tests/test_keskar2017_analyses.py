@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from test_train import make_spec
 
 from lbgap.analysis import interpolation
 from lbgap.analysis import jobs as analyses
@@ -38,8 +39,8 @@ def make_run(path: Path, seed: int, bn_eval: str = "running", status: str = "com
                 buf.uniform_(-0.5, 0.5)
             elif "running_var" in name:
                 buf.uniform_(0.5, 2.0)
-    spec = {"network": "F1", "dataset": "mnist", "width": 0.05, "ghost_batch": None,
-            "seed": seed, "bn_eval": bn_eval, "eval_chunk": 32, "save_epochs": [1]}  # fmt: skip
+    spec = make_spec("unused.pt", width=0.05, seed=seed, bn_eval=bn_eval, eval_chunk=32,
+                     save_epochs=[1])  # fmt: skip
     path.mkdir(parents=True)
     for name in ("checkpoint.pt", "checkpoint_epoch1.pt"):
         torch.save({"model": model.state_dict(), "spec": spec, "epoch": 2}, path / name)
@@ -53,7 +54,7 @@ def make_run(path: Path, seed: int, bn_eval: str = "running", status: str = "com
 def reference_point(run: Path, data: dict) -> dict:
     """A run's own weights, BN statistics recomputed on the training set, evaluated plainly."""
     model, spec = analyses.load_run(run, "cpu")
-    interpolation.recompute_bn_stats(model, data["train_x"], spec["eval_chunk"])
+    interpolation.recompute_bn_stats(model, data["train_x"], spec.eval_chunk)
     out = {}
     for split in ("train", "test"):
         loss, acc = evaluation.evaluate(model, data[f"{split}_x"], data[f"{split}_y"], 32)

@@ -1,4 +1,4 @@
-"""The launcher's commands and the training jobs' resources, without a cluster."""
+"""The launcher's commands, without a cluster (the jobs' resources: test_resources.py)."""
 
 from __future__ import annotations
 
@@ -104,61 +104,6 @@ def test_launcher_execs_torchrun_with_signals_handled(tmp_path):
     pids = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("pid")]
     assert len(pids) == 2 and pids[0] == pids[1]
     assert f"pid {pids[0]} 3 " in out.stdout and "SIGUSR1" in out.stdout
-
-
-# ---------------------------------------------------------------- job resources
-def test_cpu_job_is_one_task_with_all_threads():
-    res = {"threads": 1, "gpus": 0, "tasks": 2, "nodes": 1, "mem_mb": 2000, "runtime": 30}
-    job = launch.job_resources(res)
-    assert job == {
-        "mpi": 0, "gpu": 0, "gres": "", "nodes": 1, "tasks": 1, "tasks_per_gpu": 0,
-        "cpus_per_task": 2, "mem_mb": 2000, "runtime": 30,
-    }  # fmt: skip
-
-
-def test_gpu_jobs_on_one_and_several_nodes():
-    one = launch.job_resources(
-        {"threads": 8, "gpus": 8, "tasks": 8, "nodes": 1, "mem_mb": 64000, "runtime": 1440}
-    )
-    assert (one["gpu"], one["gres"], one["tasks"], one["cpus_per_task"]) == (8, "", 1, 64)
-    four = launch.job_resources(
-        {"threads": 8, "gpus": 8, "tasks": 8, "nodes": 4, "mem_mb": 64000, "runtime": 1440}
-    )
-    assert (four["gpu"], four["gres"], four["tasks"], four["nodes"]) == (0, "gpu:8", 4, 4)
-    # The key, not its value, makes the plugin run the command in the batch script, not in srun.
-    assert one["mpi"] == 0 and four["mpi"] == "srun"
-
-
-def test_plugin_builds_the_intended_sbatch_call():
-    """The SLURM plugin's own submit string for these resources: one task per node."""
-    pytest.importorskip("snakemake_executor_plugin_slurm")
-    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
-    from snakemake_executor_plugin_slurm.utils import set_gres_string
-
-    class Resources(dict):
-        __getattr__ = dict.__getitem__
-
-    class Job:
-        threads = 64
-
-        def __init__(self, res: dict) -> None:
-            job = launch.job_resources(res)
-            self.resources = Resources({k: v for k, v in job.items() if v is not None})
-
-    params = {"run_uuid": "u", "slurm_logfile": "l", "comment_str": "c", "account": "",
-              "partition": "", "workdir": ""}  # fmt: skip
-    res = {"threads": 8, "gpus": 8, "tasks": 8, "nodes": 1, "mem_mb": 64000, "runtime": 1440}
-    one = Job(res)
-    call = get_submit_command(one, params) + set_gres_string(one)
-    assert "--gpus=8" in call and "--cpus-per-task=64" in call and "--nodes=1" in call
-    assert "ntasks" not in call and "--gres" not in call
-    multi = Job({**res, "nodes": 2})
-    call = get_submit_command(multi, params) + set_gres_string(multi)
-    assert "--gres=gpu:8" in call and "--nodes=2" in call and "--gpus" not in call
-    assert "--ntasks=2" in call and "ntasks-per-gpu" not in call
-    cpu = Job({**res, "gpus": 0, "tasks": 2, "threads": 1})
-    call = get_submit_command(cpu, params) + set_gres_string(cpu)
-    assert "--ntasks=1" in call and "--cpus-per-task=2" in call and "gpu" not in call
 
 
 def test_the_signal_relay_is_only_for_a_process_that_becomes_training(monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import subprocess
 import time
 
@@ -10,6 +11,7 @@ import pytest
 from conftest import ROOT, VENV_BIN, run_snakemake, write_config
 
 from lbgap.config import matrix
+from lbgap.config.resources import allocation
 from lbgap.config.schedules import Schedule
 
 
@@ -40,15 +42,15 @@ def test_scale_picks_per_scale_values_and_lb_is_ten_percent(config):
     run = matrix.Run("keskar2017", "F1", "LB", 0)
     quick = matrix.spec(config, run)
     # 10% of the 60,000 Fashion-MNIST images, or of the 4,000 bundled digits it falls back to
-    assert quick["batch_size"] == matrix.train_size(config, quick["dataset"]) // 10
-    assert (quick["dataset"], quick["batch_size"]) in {("fashion_mnist", 6000), ("mnist", 400)}
+    assert quick.batch_size == matrix.train_size(config, quick.dataset) // 10
+    assert (quick.dataset, quick.batch_size) in {("fashion_mnist", 6000), ("mnist", 400)}
     assert (
-        quick["schedule"]["epochs"]
+        quick.schedule["epochs"]
         == config["papers"]["keskar2017"]["experiments"]["F1"]["epochs"]["quick"]
     )
     paper = matrix.spec({**config, "scale": "paper"}, run)
-    assert paper["batch_size"] == 6000  # 10% of MNIST's 60,000
-    assert paper["schedule"]["epochs"] == 100
+    assert paper.batch_size == 6000  # 10% of MNIST's 60,000
+    assert paper.schedule["epochs"] == 100
 
 
 def test_spec_is_deterministic(config):
@@ -107,7 +109,7 @@ def test_speed_settings_from_the_command_line_reach_the_spec(repo_config):
     config = matrix.prepare_config(edited)
     assert config["deterministic"] is False and config["download"] is True
     spec = matrix.spec(config, matrix.Run("keskar2017", "F1", "LB", 0))
-    assert (spec["compile"], spec["deterministic"], spec["amp"]) == (
+    assert (spec.compile, spec.deterministic, spec.amp) == (
         "reduce-overhead",
         False,
         "auto",
@@ -119,25 +121,25 @@ def test_variant_overrides_do_not_leak_defaults(config):
     exp["lr_scaling"] = "sqrt"
     exp["variants"]["LB"] = {"batch_size": 1000}
     spec = matrix.spec(config, matrix.Run("keskar2017", "F1", "LB", 0))
-    assert spec["schedule"]["lr_scaling"] == "sqrt"
-    assert spec["schedule"]["base_batch"] == 256
+    assert spec.schedule["lr_scaling"] == "sqrt"
+    assert spec.schedule["base_batch"] == 256
 
 
 def test_resources_come_from_scale_and_experiment(config):
-    assert matrix.resources(config, "keskar2017", "F1")["gpus"] == 0
+    assert allocation(config, "keskar2017", "F1")["gpus"] == 0
     config["scale"] = "paper"
     config["papers"]["keskar2017"]["experiments"]["F1"]["resources"] = {"paper": {"gpus": 8}}
-    res = matrix.resources(config, "keskar2017", "F1")
+    res = allocation(config, "keskar2017", "F1")
     assert res["gpus"] == 8 and res["tasks"] == 8
 
 
 def test_a_variant_may_run_on_fewer_gpus(config):
     """Goyal's kn = 128 with n = 32 per GPU is k = 4 GPUs: 8 would hold 16 samples each."""
     config["scale"] = "paper"
-    res = [matrix.resources(config, "goyal2017", "ResNet50_ImageNet", v) for v in ("kn128", "kn1k")]
+    res = [allocation(config, "goyal2017", "ResNet50_ImageNet", v) for v in ("kn128", "kn1k")]
     assert (res[0]["tasks"], res[1]["tasks"]) == (4, 8)
     spec = matrix.spec(config, matrix.Run("goyal2017", "ResNet50_ImageNet", "kn128", 0))
-    assert spec["batch_size"] // res[0]["tasks"] == spec["ghost_batch"] == 32
+    assert spec.batch_size // res[0]["tasks"] == spec.ghost_batch == 32
 
 
 def test_paper_scale_dag_builds_in_seconds(tmp_path):
@@ -225,7 +227,7 @@ def test_every_shipped_name_and_spec_passes_at_every_scale(config, scale):
     schema = matrix.load_schema()
     specs = [matrix.spec(at_scale, run, schema) for run in matrix.runs(at_scale)]
     assert specs
-    assert {"+LR", "+GBN", "+RA", "2.5pct", "k10"} <= {s["variant"] for s in specs}
+    assert {"+LR", "+GBN", "+RA", "2.5pct", "k10"} <= {s.variant for s in specs}
     for paper in config["papers"]:
         matrix.analysis(at_scale, paper)
 
@@ -412,13 +414,13 @@ def test_patience_reaches_the_spec_only_when_set(repo_config):
     stays as it was; with it the run's spec carries it, and a value below 1 is refused."""
     run = matrix.Run("keskar2017", "F1", "LB", 0)
     plain = matrix.spec(matrix.prepare_config(copy.deepcopy(repo_config)), run)
-    assert "patience" not in plain
+    assert plain.patience is None and "patience" not in plain.to_dict()
 
     def set_patience(value):
         return lambda cfg: experiment(cfg, "keskar2017", "F1").update(patience=value)
 
     stopping = matrix.prepare_config(edited(repo_config, set_patience(5)))
-    assert matrix.spec(stopping, run) == {**plain, "patience": 5}
+    assert matrix.spec(stopping, run) == dataclasses.replace(plain, patience=5)
     with pytest.raises(matrix.ConfigError, match="patience"):
         matrix.prepare_config(edited(repo_config, set_patience(0)))
 

@@ -41,7 +41,7 @@ def test_per_scale_values_come_from_the_first_matrix_scale_that_has_one(config):
     settings = matrix.settings(at(config, "rehearsal"), *names, schema)
     assert settings["epochs"] == 100
     small_only = matrix.Run("goyal2017", "ResNet20_CIFAR10", "baseline", 0)
-    assert matrix.spec(at(config, "rehearsal"), small_only)["network"] == "resnet20"
+    assert matrix.spec(at(config, "rehearsal"), small_only).network == "resnet20"
 
 
 def test_shrunk_runs_keep_the_papers_ratios(config):
@@ -53,15 +53,15 @@ def test_shrunk_runs_keep_the_papers_ratios(config):
 
     base = batch(rehearsal, "ResNet50_ImageNet", "baseline")
     large = batch(rehearsal, "ResNet50_ImageNet", "kn64k")
-    assert (base["batch_size"], large["batch_size"]) == (256 // samples, 65536 // samples)
+    assert (base.batch_size, large.batch_size) == (256 // samples, 65536 // samples)
     full = batch(paper, "ResNet50_ImageNet", "kn64k")
-    assert large["n_train"] == full["n_train"] // samples == 1281167 // samples
+    assert large.n_train == full.n_train // samples == 1281167 // samples
     # linear scaling: the same kn/256 ratio, so the same peak LR
     for spec in (large, full):
-        s = Schedule.from_config(spec["schedule"])
+        s = Schedule.from_config(spec.schedule)
         assert s.peak_lr == pytest.approx(0.1 * 65536 / 256)
     keskar = batch(rehearsal, "F2", "LB", "keskar2017")
-    assert keskar["batch_size"] == 72152 // samples // 2 * 2  # 10% of 721,520 TIMIT frames, even
+    assert keskar.batch_size == 72152 // samples // 2 * 2  # 10% of 721,520 TIMIT frames, even
 
 
 def test_shrunk_epochs_keep_milestones_and_warm_starts_consistent(config):
@@ -69,15 +69,15 @@ def test_shrunk_epochs_keep_milestones_and_warm_starts_consistent(config):
     most = config["scales"]["rehearsal"]["shrink"]["epochs"]
     specs = {r: matrix.spec(rehearsal, r) for r in matrix.runs(rehearsal)}
     for run, spec in specs.items():
-        sched = spec["schedule"]
+        sched = spec.schedule
         assert sched["epochs"] <= most and sched["max_iterations"] == 1
         assert all(0 < m <= sched["epochs"] for m in sched["decay_epochs"]), run
-        if spec.get("warm_start"):
-            source = next(s for r, s in specs.items() if r.dir == spec["warm_start"]["run"])
-            assert spec["warm_start"]["epoch"] in source["save_epochs"], run
-            assert spec["init_checkpoint"].endswith(f"epoch{spec['warm_start']['epoch']}.pt")
+        if spec.warm_start:
+            source = next(s for r, s in specs.items() if r.dir == spec.warm_start["run"])
+            assert spec.warm_start["epoch"] in source.save_epochs, run
+            assert spec.init_checkpoint.endswith(f"epoch{spec.warm_start['epoch']}.pt")
     # Smith's milestones 60, 120, 160 of 200 keep their places in 3 epochs
-    smith = specs[matrix.Run("smith2018", "WRN16_4_SGD", "increasing_batch", 0)]["schedule"]
+    smith = specs[matrix.Run("smith2018", "WRN16_4_SGD", "increasing_batch", 0)].schedule
     assert smith["decay_epochs"] == pytest.approx([0.9, 1.8, 2.4])
 
 
@@ -87,9 +87,9 @@ def test_patience_shrinks_with_the_epochs(config):
     config["papers"]["keskar2017"]["experiments"]["F1"]["patience"] = 10
     rehearsal = at(config, "rehearsal")
     spec = matrix.spec(rehearsal, matrix.Run("keskar2017", "F1", "SB", 0))
-    assert spec["schedule"]["epochs"] == 3 and spec["patience"] == 1
+    assert spec.schedule["epochs"] == 3 and spec.patience == 1
     paper = matrix.spec(at(config, "paper"), matrix.Run("keskar2017", "F1", "SB", 0))
-    assert paper["patience"] == 10
+    assert paper.patience == 10
 
 
 def test_a_spec_that_cannot_run_at_paper_scale_fails_the_rehearsal(config):

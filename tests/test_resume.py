@@ -26,11 +26,15 @@ def make_spec(data: Path, **overrides) -> dict:
     """A seconds-long F1 run that uses every kind of state: momentum, augmentation, noise."""
     spec = {
         "paper": "test", "experiment": "F1", "variant": "LB", "seed": 5, "scale": "quick",
-        "network": "F1", "dataset": "mnist", "data": str(data), "width": 0.25,
-        "ghost_batch": 10, "augment": True, "noise_every": 3, "device": "cpu",
-        "bn_eval": "running",
+        "network": "F1", "dataset": "mnist", "data": str(data), "n_train": None,
+        "width": 0.25, "image_size": None, "batch_size": 50, "ghost_batch": 10,
+        "augment": True, "noise_every": 3, "device": "cpu", "bn_eval": "running",
         "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4},
         "schedule": {"base_lr": 0.05, "base_batch": 50, "batch_size": 50, "epochs": 3},
+        "grad_clip": None, "grad_clip_epochs": None, "zero_init_residual": False,
+        "micro_batch": None, "regime_adaptation": False, "momentum_correction": True,
+        "save_epochs": [], "amp": "fp32", "channels_last": False, "compile": False,
+        "deterministic": True, "eval_chunk": 4096,
     }  # fmt: skip
     spec.update(overrides)
     return spec

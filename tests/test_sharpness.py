@@ -344,3 +344,33 @@ def test_the_subspace_matrix_records_its_scale():
     assert scale["column_norm_mean"] == pytest.approx(np.linalg.norm(A, axis=0).mean())
     assert scale["sqrt_n"] == pytest.approx(np.sqrt(44)) and scale["seed"] == 4
     assert sharpness(model, x, y, eps=0.05, max_iter=2)["subspace_matrix"] is None
+
+
+def test_the_optimizer_setting_reaches_every_phi_command_and_its_default_changes_nothing(
+    tmp_path, repo_config
+):
+    """papers.<paper>.analysis.sharpness.optimizer: `device` reaches the command line of every
+    analysis that maximizes phi (a dry run); left out, the commands and the plan's analysis
+    settings carry no trace of it, so the default's params are what they were."""
+    from conftest import run_snakemake, tiny_config, write_config
+
+    from lbgap.config import matrix
+
+    run = "results/keskar2017/F1/LB/seed0"
+    targets = [f"{run}/sharpness_full_eps0.001.json", f"{run}/sharpness_training.csv",
+               f"{run}/bn_modes.json", f"{run}/reparametrization.json"]  # fmt: skip
+    commands = {}
+    for optimizer in (None, "device"):
+        cfg = tiny_config(repo_config, ["keskar2017"])
+        if optimizer:
+            analysis = cfg["papers"]["keskar2017"].setdefault("analysis", {})
+            analysis.setdefault("sharpness", {})["optimizer"] = optimizer
+        write_config(tmp_path / str(optimizer), cfg)
+        done = run_snakemake(tmp_path / str(optimizer), "-n", "-p", *targets)
+        assert done.returncode == 0, done.stderr[-2000:]
+        lines = [line for line in done.stdout.splitlines() if "lbgap.analysis.jobs" in line]
+        commands[optimizer] = lines
+        assert len(lines) == 4
+    assert all("--max-iter 10 --optimizer device " in line for line in commands["device"])
+    assert not any("--optimizer" in line for line in commands[None])
+    assert "optimizer" not in matrix.analysis(repo_config, "keskar2017")["sharpness"]

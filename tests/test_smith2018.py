@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from paper_fakes import fill, plan_and_specs, quick_config, spec_of
 
+from lbgap.config.run_spec import RunSpec
 from lbgap.config.schedules import Schedule
 from lbgap.products.papers import smith2018
 
@@ -16,40 +17,40 @@ def config() -> dict:
     return quick_config()
 
 
-def _schedule(spec: dict) -> Schedule:
-    return Schedule.from_config(spec["schedule"])
+def _schedule(spec: RunSpec) -> Schedule:
+    return Schedule.from_config(spec.schedule)
 
 
-def _batches(spec: dict) -> list[int]:
-    return [_schedule(spec).batch_at(e) for e in range(spec["schedule"]["epochs"])]
+def _batches(spec: RunSpec) -> list[int]:
+    return [_schedule(spec).batch_at(e) for e in range(spec.schedule["epochs"])]
 
 
 def test_increasing_batch_grows_where_the_lr_would_decay(config):
     decay, hybrid, grow = (spec_of(config, PAPER, "F1_SGD_analog", v) for v in smith2018.SCHEDULES)
-    assert decay["schedule"]["batch_growth"] == "none"
-    assert grow["schedule"]["batch_growth"] == hybrid["schedule"]["batch_growth"] == "increase"
-    f, b0 = grow["schedule"]["decay_factor"], grow["batch_size"]
-    milestones = grow["schedule"]["decay_epochs"]
+    assert decay.schedule["batch_growth"] == "none"
+    assert grow.schedule["batch_growth"] == hybrid.schedule["batch_growth"] == "increase"
+    f, b0 = grow.schedule["decay_factor"], grow.batch_size
+    milestones = grow.schedule["decay_epochs"]
     expected = [b0 * f ** sum(e >= m for m in milestones) for e in range(10)]
-    assert _batches(grow) == expected and _batches(grow)[-1] == grow["n_train"]
+    assert _batches(grow) == expected and _batches(grow)[-1] == grow.n_train
     assert set(_batches(decay)) == {b0}
     # Same samples seen, fewer updates; the LR of the increasing schedule never moves.
-    n = decay["n_train"]
+    n = decay.n_train
     assert _schedule(grow).total_samples(n) == _schedule(decay).total_samples(n)
     assert _schedule(grow).total_updates(n) < _schedule(decay).total_updates(n)
     its = [_schedule(grow).iterations_in_epoch(e, n) for e in range(10)]
-    assert {_schedule(grow).lr_at(e, 0, its[e]) for e in range(10)} == {grow["optimizer"]["lr"]}
+    assert {_schedule(grow).lr_at(e, 0, its[e]) for e in range(10)} == {grow.optimizer["lr"]}
 
 
 def test_hybrid_grows_to_max_batch_then_decays_the_lr(config):
     hybrid = spec_of(config, PAPER, "F1_SGD_analog", "hybrid")
-    s, n = _schedule(hybrid), hybrid["n_train"]
-    cap = hybrid["schedule"]["max_batch"]
+    s, n = _schedule(hybrid), hybrid.n_train
+    cap = hybrid.schedule["max_batch"]
     assert max(_batches(hybrid)) == cap
     last = s.epochs - 1
     lr_end = s.lr_at(last, 0, s.iterations_in_epoch(last, n))
     later = sum(m < s.epochs for m in s.decay_epochs) - 1  # milestones after the growth
-    assert lr_end == pytest.approx(hybrid["optimizer"]["lr"] / s.decay_factor**later)
+    assert lr_end == pytest.approx(hybrid.optimizer["lr"] / s.decay_factor**later)
 
 
 def test_paper_scale_updates_match_the_hand_count(config):
@@ -57,13 +58,13 @@ def test_paper_scale_updates_match_the_hand_count(config):
     paper = {**config, "scale": "paper"}
     decay = spec_of(paper, PAPER, "WRN16_4_SGD", "decaying_lr")
     grow = spec_of(paper, PAPER, "WRN16_4_SGD", "increasing_batch")
-    n = decay["n_train"]
+    n = decay.n_train
     assert n == 50_000
     assert _schedule(decay).total_updates(n) == 200 * 390
     assert _schedule(grow).total_updates(n) == 60 * 390 + 60 * 78 + 40 * 15 + 40 * 3
     adam = spec_of(paper, PAPER, "WRN16_4_Adam", "increasing_batch")
-    assert adam["optimizer"]["name"] == "adam" and adam["schedule"] == grow["schedule"] | {
-        "base_lr": adam["optimizer"]["lr"]
+    assert adam.optimizer["name"] == "adam" and adam.schedule == grow.schedule | {
+        "base_lr": adam.optimizer["lr"]
     }
 
 

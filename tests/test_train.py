@@ -18,17 +18,23 @@ PYTHON = sys.executable
 
 
 def make_spec(data_path, **overrides) -> dict:
+    """A spec file's keys for a seconds-long run (n_train None: all the prepared samples)."""
     spec = {
         "paper": "test", "experiment": "F1", "variant": "SB", "seed": 3, "scale": "quick",
-        "network": "F1", "dataset": "mnist", "data": str(data_path), "width": 0.25,
-        "ghost_batch": None, "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+        "network": "F1", "dataset": "mnist", "data": str(data_path), "n_train": None,
+        "width": 0.25, "image_size": None, "batch_size": 64, "ghost_batch": None,
+        "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
         "schedule": {"base_lr": 0.1, "base_batch": 64, "batch_size": 64, "epochs": 2},
-        "device": "cpu", "bn_eval": "running", "noise_every": 0,
+        "augment": False, "grad_clip": None, "grad_clip_epochs": None,
+        "zero_init_residual": False, "micro_batch": None, "regime_adaptation": False,
+        "momentum_correction": True, "noise_every": 0, "save_epochs": [], "device": "cpu",
+        "amp": "fp32", "channels_last": False, "compile": False, "deterministic": True,
+        "bn_eval": "running", "eval_chunk": 4096,
     }  # fmt: skip
     for key, value in overrides.items():
         if key in ("batch_size", "epochs"):
             spec["schedule"][key] = value
-        else:
+        if key != "epochs":
             spec[key] = value
     return spec
 

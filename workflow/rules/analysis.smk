@@ -7,15 +7,15 @@
 
 rule sharpness:
     input:
-        summary=f"{RUN_DIR}/summary.json",
-        checkpoint=f"{RUN_DIR}/checkpoint.pt",
+        summary=layout.summary(RUN_DIR),
+        checkpoint=layout.checkpoint(RUN_DIR),
         data=train_data,
     output:
-        f"{RUN_DIR}/sharpness_{{space}}_eps{{eps}}.json",
+        layout.sharpness(RUN_DIR, "{space}", "{eps}"),
     log:
-        "logs/sharpness/{paper}/{experiment}/{variant}/seed{seed}_{space}_eps{eps}.log",
+        layout.run_log("sharpness", RUN_DIR, "_{space}_eps{eps}"),
     benchmark:
-        f"{RUN_DIR}/benchmark_sharpness_{{space}}_eps{{eps}}.tsv"
+        layout.benchmark(RUN_DIR, "sharpness_{space}_eps{eps}")
     wildcard_constraints:
         experiment="[^/]+",
         variant="[^/]+",
@@ -25,15 +25,12 @@ rule sharpness:
         analysis_group("sharpness")
     conda:
         "../../envs/lbgap.yaml"
-    threads: lambda wc: analysis_resources(wc)["threads"]
+    threads: ANALYSIS_THREADS
     resources:
-        gpu=lambda wc: analysis_resources(wc)["gpu"],
-        mem_mb=lambda wc: analysis_resources(wc)["mem_mb"],
-        runtime=lambda wc: analysis_resources(wc)["runtime"],
-        cpus_per_task=lambda wc: analysis_resources(wc)["threads"],
+        **ANALYSIS_RESOURCES,
     params:
         run=lambda wc, input: os.path.dirname(input.summary),
-        max_iter=lambda wc: analysis_settings(wc, "sharpness")["max_iter"],
+        max_iter=phi_max_iter,
         converge=converge_args,
     message:
         "Sharpness phi ({wildcards.space}, eps {wildcards.eps}) of {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
@@ -45,15 +42,15 @@ rule sharpness:
 
 rule training_sharpness:
     input:
-        summary=f"{RUN_DIR}/summary.json",
+        summary=layout.summary(RUN_DIR),
         final=final_sharpness,
         data=train_data,
     output:
-        f"{RUN_DIR}/sharpness_training.csv",
+        layout.training_sharpness(RUN_DIR),
     log:
-        "logs/sharpness/{paper}/{experiment}/{variant}/seed{seed}_training.log",
+        layout.run_log("sharpness", RUN_DIR, "_training"),
     benchmark:
-        f"{RUN_DIR}/benchmark_sharpness_training.tsv"
+        layout.benchmark(RUN_DIR, "sharpness_training")
     wildcard_constraints:
         experiment="[^/]+",
         variant="[^/]+",
@@ -61,16 +58,13 @@ rule training_sharpness:
         analysis_group("training_sharpness")
     conda:
         "../../envs/lbgap.yaml"
-    threads: lambda wc: analysis_resources(wc)["threads"]
+    threads: ANALYSIS_THREADS
     resources:
-        gpu=lambda wc: analysis_resources(wc)["gpu"],
-        mem_mb=lambda wc: analysis_resources(wc)["mem_mb"],
-        runtime=lambda wc: analysis_resources(wc)["runtime"],
-        cpus_per_task=lambda wc: analysis_resources(wc)["threads"],
+        **ANALYSIS_RESOURCES,
     params:
         run=lambda wc, input: os.path.dirname(input.summary),
         eps=lambda wc: analysis_settings(wc, "sharpness")["figure_eps"],
-        max_iter=lambda wc: analysis_settings(wc, "sharpness")["max_iter"],
+        max_iter=phi_max_iter,
     message:
         "Sharpness phi along training of {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
     shell:
@@ -81,15 +75,15 @@ rule training_sharpness:
 
 rule bn_modes:
     input:
-        summary=f"{RUN_DIR}/summary.json",
+        summary=layout.summary(RUN_DIR),
         final=final_sharpness,
         data=train_data,
     output:
-        f"{RUN_DIR}/bn_modes.json",
+        layout.bn_modes(RUN_DIR),
     log:
-        "logs/bn_modes/{paper}/{experiment}/{variant}/seed{seed}.log",
+        layout.run_log("bn_modes", RUN_DIR),
     benchmark:
-        f"{RUN_DIR}/benchmark_bn_modes.tsv"
+        layout.benchmark(RUN_DIR, "bn_modes")
     wildcard_constraints:
         experiment="[^/]+",
         variant="[^/]+",
@@ -97,16 +91,13 @@ rule bn_modes:
         analysis_group("bn_modes")
     conda:
         "../../envs/lbgap.yaml"
-    threads: lambda wc: analysis_resources(wc)["threads"]
+    threads: ANALYSIS_THREADS
     resources:
-        gpu=lambda wc: analysis_resources(wc)["gpu"],
-        mem_mb=lambda wc: analysis_resources(wc)["mem_mb"],
-        runtime=lambda wc: analysis_resources(wc)["runtime"],
-        cpus_per_task=lambda wc: analysis_resources(wc)["threads"],
+        **ANALYSIS_RESOURCES,
     params:
         run=lambda wc, input: os.path.dirname(input.summary),
         eps=lambda wc: analysis_settings(wc, "sharpness")["figure_eps"],
-        max_iter=lambda wc: analysis_settings(wc, "sharpness")["max_iter"],
+        max_iter=phi_max_iter,
     message:
         "Accuracy and phi in both batch-norm modes of {wildcards.experiment} {wildcards.variant} seed {wildcards.seed}"
     shell:
@@ -117,15 +108,15 @@ rule bn_modes:
 
 rule hessian:
     input:
-        summary=f"{RUN_DIR}/summary.json",
-        checkpoint=f"{RUN_DIR}/checkpoint.pt",
+        summary=layout.summary(RUN_DIR),
+        checkpoint=layout.checkpoint(RUN_DIR),
         data=train_data,
     output:
-        f"{RUN_DIR}/hessian.json",
+        layout.hessian(RUN_DIR),
     log:
-        "logs/hessian/{paper}/{experiment}/{variant}/seed{seed}.log",
+        layout.run_log("hessian", RUN_DIR),
     benchmark:
-        f"{RUN_DIR}/benchmark_hessian.tsv"
+        layout.benchmark(RUN_DIR, "hessian")
     wildcard_constraints:
         experiment="[^/]+",
         variant="[^/]+",
@@ -133,12 +124,9 @@ rule hessian:
         analysis_group("hessian")
     conda:
         "../../envs/lbgap.yaml"
-    threads: lambda wc: analysis_resources(wc)["threads"]
+    threads: ANALYSIS_THREADS
     resources:
-        gpu=lambda wc: analysis_resources(wc)["gpu"],
-        mem_mb=lambda wc: analysis_resources(wc)["mem_mb"],
-        runtime=lambda wc: analysis_resources(wc)["runtime"],
-        cpus_per_task=lambda wc: analysis_resources(wc)["threads"],
+        **ANALYSIS_RESOURCES,
     params:
         run=lambda wc, input: os.path.dirname(input.summary),
         samples=lambda wc: analysis_settings(wc, "hessian")["hutchinson_samples"],
@@ -154,15 +142,15 @@ rule hessian:
 
 rule reparametrization:
     input:
-        summary=f"{RUN_DIR}/summary.json",
-        checkpoint=f"{RUN_DIR}/checkpoint.pt",
+        summary=layout.summary(RUN_DIR),
+        checkpoint=layout.checkpoint(RUN_DIR),
         data=train_data,
     output:
-        f"{RUN_DIR}/{analysis_files.REPARAMETRIZATION}",
+        layout.reparametrization(RUN_DIR),
     log:
-        "logs/reparametrization/{paper}/{experiment}/{variant}/seed{seed}.log",
+        layout.run_log("reparametrization", RUN_DIR),
     benchmark:
-        f"{RUN_DIR}/benchmark_reparametrization.tsv"
+        layout.benchmark(RUN_DIR, "reparametrization")
     wildcard_constraints:
         experiment="[^/]+",
         variant="[^/]+",
@@ -170,16 +158,13 @@ rule reparametrization:
         analysis_group("reparametrization")
     conda:
         "../../envs/lbgap.yaml"
-    threads: lambda wc: analysis_resources(wc)["threads"]
+    threads: ANALYSIS_THREADS
     resources:
-        gpu=lambda wc: analysis_resources(wc)["gpu"],
-        mem_mb=lambda wc: analysis_resources(wc)["mem_mb"],
-        runtime=lambda wc: analysis_resources(wc)["runtime"],
-        cpus_per_task=lambda wc: analysis_resources(wc)["threads"],
+        **ANALYSIS_RESOURCES,
     params:
         run=lambda wc, input: os.path.dirname(input.summary),
         eps=lambda wc: analysis_settings(wc, "sharpness")["figure_eps"],
-        max_iter=lambda wc: analysis_settings(wc, "sharpness")["max_iter"],
+        max_iter=phi_max_iter,
         adaptive_eps=lambda wc: analysis_settings(wc, "reparametrization")["adaptive_eps"],
         args=reparametrization_args,
     message:
@@ -196,23 +181,20 @@ rule parametric:
         lb=parametric_run("LB"),
         data=parametric_data,
     output:
-        "results/{paper}/{experiment}/parametric_seed{seed}.csv",
+        layout.parametric("{paper}", "{experiment}", "{seed}"),
     log:
-        "logs/parametric/{paper}/{experiment}/seed{seed}.log",
+        layout.parametric_log("{paper}", "{experiment}", "{seed}"),
     benchmark:
-        "results/{paper}/{experiment}/benchmark_parametric_seed{seed}.tsv"
+        layout.benchmark(EXPERIMENT_DIR, "parametric_seed{seed}")
     wildcard_constraints:
         experiment="[^/]+",
     group:
         analysis_group("parametric")
     conda:
         "../../envs/lbgap.yaml"
-    threads: lambda wc: analysis_resources(wc)["threads"]
+    threads: ANALYSIS_THREADS
     resources:
-        gpu=lambda wc: analysis_resources(wc)["gpu"],
-        mem_mb=lambda wc: analysis_resources(wc)["mem_mb"],
-        runtime=lambda wc: analysis_resources(wc)["runtime"],
-        cpus_per_task=lambda wc: analysis_resources(wc)["threads"],
+        **ANALYSIS_RESOURCES,
     params:
         sb=lambda wc, input: os.path.dirname(input.sb),
         lb=lambda wc, input: os.path.dirname(input.lb),

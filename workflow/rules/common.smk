@@ -9,7 +9,8 @@ from snakemake.utils import validate
 
 from lbgap.training import live
 
-from lbgap.config import matrix
+from lbgap.config import layout, matrix
+from lbgap.config.resources import job_resources
 
 from lbgap.products import outputs
 from lbgap.config.datasets import FOLDERS, STANDIN_FILE, prepared_mismatch
@@ -76,17 +77,43 @@ def run_of(wildcards):
 
 
 def run_resources(wildcards):
-    return matrix.resources(config, wildcards.paper, wildcards.experiment, wildcards.variant)
+    """The training job's threads and resources (lbgap.config.resources.job_resources)."""
+    return job_resources(config, wildcards.paper, wildcards.experiment, wildcards.variant)
+
+
+def resource_of(resources, key):
+    """One of a job's resources, as a function of its wildcards (Snakemake's resource form)."""
+    return lambda wildcards: resources(wildcards)[key]
+
+
+# The training rule's threads and resources (train.smk): one SLURM task per node, see
+# job_resources; the launcher's processes per node and threads per process beside them.
+TRAIN_THREADS = resource_of(run_resources, "threads")
+TRAIN_RESOURCES = {
+    key: resource_of(run_resources, key)
+    for key in (
+        "gpu",
+        "gres",
+        "mpi",
+        "tasks",
+        "tasks_per_gpu",
+        "nodes",
+        "mem_mb",
+        "runtime",
+        "cpus_per_task",
+        "threads_per_process",
+    )
+}
 
 
 def train_data(wildcards):
-    return SPECS[run_of(wildcards)]["data"]
+    return SPECS[run_of(wildcards)].data
 
 
 def warm_source(wildcards):
     """A warm-started run waits for its source run (whose checkpoint_epoch<k>.pt it loads)."""
-    warm = SPECS[run_of(wildcards)].get("warm_start")
-    return [f"{warm['run']}/summary.json"] if warm else []
+    warm = SPECS[run_of(wildcards)].warm_start
+    return [layout.summary(warm["run"])] if warm else []
 
 
 PLANS = checked(lambda: {paper: outputs.plan(config, paper, SPECS) for paper in PAPERS})
@@ -97,16 +124,16 @@ PLANS = checked(lambda: {paper: outputs.plan(config, paper, SPECS) for paper in 
 # read, and only when their content changes: a file's modification time then says when what its
 # readers compute changed, and Snakemake reruns them (a local job per file cost seconds each).
 def spec_path(run):
-    return f"{run.dir}/spec.json"
+    return layout.spec(run.dir)
 
 
 def plan_path(paper):
-    return f"results/{paper}/plan.json"
+    return layout.plan(paper)
 
 
-EFFECTIVE_CONFIG = "results/config.effective.json"
+EFFECTIVE_CONFIG = layout.EFFECTIVE_CONFIG
 for _run, _spec in SPECS.items():
-    write_if_changed(spec_path(_run), json.dumps(_spec, sort_keys=True) + "\n")
+    write_if_changed(spec_path(_run), _spec.to_json())
 for _paper, _plan in PLANS.items():
     write_if_changed(plan_path(_paper), json.dumps(_plan) + "\n")
 write_if_changed(EFFECTIVE_CONFIG, json.dumps(config, sort_keys=True, default=str) + "\n")
@@ -144,7 +171,7 @@ def prepared_state(wildcards):
     truncated copy, a disk error), else "intact": a change of this param makes Snakemake prepare
     the dataset again (a dry run only reports it); nothing is deleted while the DAG is built.
     (From the wildcards, not `output`: Snakemake ignores params derived from files.)"""
-    path = f"data/prepared/{wildcards.dataset}_{wildcards.scale}.pt"
+    path = layout.prepared(wildcards.dataset, wildcards.scale)
     problem = prepared_mismatch(path) if os.path.exists(path) else None
     if problem and path not in _DAMAGED_SAID:
         _DAMAGED_SAID.add(path)
@@ -196,7 +223,7 @@ def table_views():
         f.replace(".csv", ".html")
         for paper in PAPERS
         for f in paper_outputs(paper)
-        if f.startswith("reports/tables/") and f.endswith(".csv")
+        if f.startswith(f"{layout.TABLES}/") and f.endswith(".csv")
     ]
 
 
@@ -209,11 +236,11 @@ def claim_tables(wildcards=None):
 def claim_runs(wildcards):
     """summary.json of the runs behind those tables (the claims' per-seed values)."""
     papers = {c.paper for c in lbgap_claims.CLAIMS if c.table_file in claim_tables()}
-    return [f"{run.dir}/summary.json" for run in RUNS if run.paper in papers]
+    return [layout.summary(run.dir) for run in RUNS if run.paper in papers]
 
 
 def data_manifests(wildcards):
-    return sorted({SPECS[run]["data"].removesuffix(".pt") + ".json" for run in RUNS})
+    return sorted({SPECS[run].data.removesuffix(".pt") + ".json" for run in RUNS})
 
 
 def config_files(wildcards):
@@ -247,7 +274,7 @@ def not_run_figures(paper):
     return found
 
 
-INDEX_PRODUCTS = "results/index_products.json"  # written as the Snakefile is read (Snakefile)
+INDEX_PRODUCTS = layout.INDEX_PRODUCTS  # written as the Snakefile is read (Snakefile)
 
 
 def index_products():
@@ -256,7 +283,7 @@ def index_products():
         paper: {
             "title": config["papers"][paper].get("title", paper),
             "files": paper_outputs(paper)
-            + [f for f in table_views() if f.startswith(f"reports/tables/{paper}_")],
+            + [f for f in table_views() if f.startswith(f"{layout.TABLES}/{paper}_")],
             "not_run": not_run_figures(paper),
         }
         for paper in PAPERS
@@ -267,9 +294,9 @@ def index_products():
 
 
 # ---------------------------------------------------------------- analyses (analysis.smk)
-from lbgap.config import layout as analysis_files
-
-RUN_DIR = "results/{paper}/{experiment}/{variant}/seed{seed}"
+# The rules' patterns of a run's and an experiment's folder.
+RUN_DIR = layout.run_dir("{paper}", "{experiment}", "{variant}", "{seed}")
+EXPERIMENT_DIR = layout.experiment_dir("{paper}", "{experiment}")
 
 
 ANALYSIS = checked(lambda: {paper: matrix.analysis(config, paper) for paper in PAPERS})
@@ -280,15 +307,20 @@ def analysis_settings(wildcards, section):
 
 
 def run_dir(wildcards):
-    return (
-        f"results/{wildcards.paper}/{wildcards.experiment}/{wildcards.variant}/seed{wildcards.seed}"
-    )
+    return layout.run_dir(wildcards.paper, wildcards.experiment, wildcards.variant, wildcards.seed)
 
 
 def analysis_resources(wildcards):
     """One process per job: the scale's threads and memory, one GPU where the scale has GPUs."""
-    res = matrix.resources(config, wildcards.paper, wildcards.experiment)
-    return {**res, "gpu": min(res["gpus"], 1)}
+    return job_resources(config, wildcards.paper, wildcards.experiment, analysis=True)
+
+
+# Every analysis rule's threads and resources (analysis.smk).
+ANALYSIS_THREADS = resource_of(analysis_resources, "threads")
+ANALYSIS_RESOURCES = {
+    key: resource_of(analysis_resources, key)
+    for key in ("gpu", "mem_mb", "runtime", "cpus_per_task")
+}
 
 
 def analysis_group(name):
@@ -303,13 +335,24 @@ def analysis_group(name):
 def final_sharpness(wildcards):
     """The run's phi of its final weights (Table 3's files), reused by phi along training."""
     eps = analysis_settings(wildcards, "sharpness")["figure_eps"]
-    return [analysis_files.sharpness(run_dir(wildcards), "full", eps)]
+    return [layout.sharpness(run_dir(wildcards), "full", eps)]
+
+
+def phi_max_iter(wildcards):
+    """phi's L-BFGS-B iterations, followed by `--optimizer device` where the config asks for it.
+    The default (scipy) leaves the value, hence the job's params and Snakemake's rerun check,
+    exactly as before the setting existed."""
+    cfg = analysis_settings(wildcards, "sharpness")
+    optimizer = cfg.get("optimizer", "scipy")
+    if optimizer == "scipy":
+        return cfg["max_iter"]
+    return f"{cfg['max_iter']} --optimizer {optimizer}"
 
 
 def converge_args(wildcards):
     """The converged estimate beside the paper's phi, computed in the same job."""
     cfg = analysis_settings(wildcards, "sharpness")
-    starts = analysis_files.random_starts(cfg, wildcards.space)
+    starts = layout.random_starts(cfg, wildcards.space)
     return (
         f"--converge-iter {cfg['converge_max_iter']} --random-starts {starts} "
         f"--converge-tol {cfg['converge_tol']} --converge-patience {cfg['converge_patience']}"
@@ -333,10 +376,8 @@ def reparametrization_args(wildcards):
 
 def parametric_run(variant):
     """The SB (alpha = 0) or LB (alpha = 1) run of a seed pairing."""
-    return lambda wc: f"results/{wc.paper}/{wc.experiment}/{variant}/seed{wc.seed}/summary.json"
+    return lambda wc: layout.summary(layout.run_dir(wc.paper, wc.experiment, variant, wc.seed))
 
 
 def parametric_data(wildcards):
-    return SPECS[matrix.Run(wildcards.paper, wildcards.experiment, "SB", int(wildcards.seed))][
-        "data"
-    ]
+    return SPECS[matrix.Run(wildcards.paper, wildcards.experiment, "SB", int(wildcards.seed))].data

@@ -6,7 +6,7 @@ rule standins:
     output:
         f"{config['data_root']}/{{folder}}/{STANDIN_FILE}",
     log:
-        "logs/standins/{folder}.log",
+        layout.log("standins", "{folder}"),
     wildcard_constraints:
         folder="|".join(re.escape(f) for f in FOLDERS.values()),
     conda:
@@ -24,12 +24,12 @@ rule prepare_data:
     input:
         standins_needed,
     output:
-        data="data/prepared/{dataset}_{scale}.pt",
-        manifest="data/prepared/{dataset}_{scale}.json",
+        data=layout.prepared("{dataset}", "{scale}"),
+        manifest=layout.prepared("{dataset}", "{scale}", "json"),
     log:
-        "logs/prepare_data/{dataset}_{scale}.log",
+        layout.log("prepare_data", "{dataset}_{scale}"),
     benchmark:
-        "results/benchmarks/prepare_data/{dataset}_{scale}.tsv"
+        layout.stage_benchmark("prepare_data", "{dataset}_{scale}")
     conda:
         "../../envs/lbgap.yaml"
     params:

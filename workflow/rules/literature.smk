@@ -4,8 +4,7 @@ from pathlib import Path
 
 LITERATURE_REFERENCE = str(Path(workflow.basedir, "src/lbgap/products/papers/reference.yaml"))
 LITERATURE_OUTPUTS = [
-    "reports/tables/literature_imagenet_records.csv",
-    "reports/tables/literature_imagenet_records.md",
+    layout.report_table("literature_imagenet_records", ext) for ext in ("csv", "md")
 ]
 
 
@@ -29,7 +28,7 @@ rule literature_table:
         ),
         md=LITERATURE_OUTPUTS[1],
     log:
-        "logs/tables/literature_imagenet_records.log",
+        layout.log("tables", "literature_imagenet_records"),
     conda:
         "../../envs/lbgap.yaml"
     message:

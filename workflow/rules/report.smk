@@ -11,14 +11,14 @@ rule table:
         plan=paper_plan,
     output:
         csv=report(
-            "reports/tables/{paper}_{name}.csv",
+            layout.table("{paper}", "{name}", "csv"),
             caption="../report/table.rst",
             category="{paper}",
             subcategory="{name}",
         ),
-        md="reports/tables/{paper}_{name}.md",
+        md=layout.table("{paper}", "{name}", "md"),
     log:
-        "logs/tables/{paper}_{name}.log",
+        layout.log("tables", "{paper}_{name}"),
     wildcard_constraints:
         paper=PAPER_PATTERN,
     conda:
@@ -38,13 +38,13 @@ rule table_view:
         md=rules.table.output.md,
     output:
         html=report(
-            "reports/tables/{paper}_{name}.html",
+            layout.table("{paper}", "{name}", "html"),
             caption="../report/table.rst",
             category="{paper}",
             subcategory="{name}",
         ),
     log:
-        "logs/tables/{paper}_{name}.html.log",
+        layout.log("tables", "{paper}_{name}.html"),
     wildcard_constraints:
         paper=PAPER_PATTERN,
     conda:
@@ -63,19 +63,19 @@ rule figure:
         plan=paper_plan,
     output:
         png=report(
-            "reports/figures/{paper}_{name}.png",
+            layout.figure("{paper}", "{name}", "png"),
             caption="../report/figure.rst",
             category="{paper}",
             subcategory="{name}",
         ),
         pdf=report(
-            "reports/figures/{paper}_{name}.pdf",
+            layout.figure("{paper}", "{name}", "pdf"),
             caption="../report/figure.rst",
             category="{paper}",
             subcategory="{name}",
         ),
     log:
-        "logs/figures/{paper}_{name}.log",
+        layout.log("figures", "{paper}_{name}"),
     wildcard_constraints:
         paper=PAPER_PATTERN,
     conda:
@@ -98,20 +98,20 @@ rule claims:
         plans=plan_files,
     output:
         html=report(
-            "reports/tables/claims.html",
+            layout.report_table("claims", "html"),
             caption="../report/claims.rst",
             category=OVERVIEW,
             subcategory="claims",
         ),
         csv=report(
-            "reports/tables/claims.csv",
+            layout.report_table("claims", "csv"),
             caption="../report/claims.rst",
             category=OVERVIEW,
             subcategory="claims",
         ),
-        md="reports/tables/claims.md",
+        md=layout.report_table("claims", "md"),
     log:
-        "logs/report/claims.log",
+        layout.log("report", "claims"),
     conda:
         "../../envs/lbgap.yaml"
     message:
@@ -131,26 +131,26 @@ rule provenance:
         plans=plan_files,
     output:
         html=report(
-            "reports/tables/provenance.html",
+            layout.report_table("provenance", "html"),
             caption="../report/provenance.rst",
             category=OVERVIEW,
             subcategory="provenance",
         ),
         csv=report(
-            "reports/tables/provenance.csv",
+            layout.report_table("provenance", "csv"),
             caption="../report/provenance.rst",
             category=OVERVIEW,
             subcategory="provenance",
         ),
-        md="reports/tables/provenance.md",
+        md=layout.report_table("provenance", "md"),
         config=report(
-            "reports/config.effective.yaml",
+            layout.EFFECTIVE_CONFIG_YAML,
             caption="../report/provenance.rst",
             category=OVERVIEW,
             subcategory="provenance",
         ),
     log:
-        "logs/report/provenance.log",
+        layout.log("report", "provenance"),
     conda:
         "../../envs/lbgap.yaml"
     params:
@@ -174,20 +174,20 @@ rule index:
         provenance=rules.provenance.output,
         products_list=INDEX_PRODUCTS,
     output:
-        "reports/index.html",
+        layout.INDEX_HTML,
     log:
-        "logs/report/index.log",
+        layout.log("report", "index"),
     conda:
         "../../envs/lbgap.yaml"
     params:
         scale=config["scale"],
         extra=[
-            "reports/tables/claims.md",
-            "reports/tables/claims.html",
+            rules.claims.output.md,
+            rules.claims.output.html,
             *rules.provenance.output,
         ],
     message:
-        "Writing reports/index.html"
+        "Writing {output}"
     shell:
         "python -m lbgap.products.index_page --out {output} --scale {params.scale} "
         "--claims {input.claims} --extra {params.extra} --products {input.products_list} "

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lbgap.config.run_spec import RunSpec
 from lbgap.data.prepare import dataset_info
 from lbgap.io import load_torch
 from lbgap.training.models import build_model
@@ -14,7 +15,7 @@ from lbgap.training.models import build_model
 
 def load_run(
     run_dir: str | Path, device: torch.device | str = "cpu", checkpoint: str = "checkpoint.pt"
-) -> tuple[nn.Module, dict]:
+) -> tuple[nn.Module, RunSpec]:
     """The trained model in evaluation mode and the spec it was trained with.
 
     `checkpoint` names another weights file of the run, e.g. checkpoint_epoch5.pt (save_epochs).
@@ -22,12 +23,9 @@ def load_run(
     fix = f"delete {run_dir}/summary.json and rerun: Snakemake trains the run again"
     path = Path(run_dir) / checkpoint
     blob = load_torch(path, fix, map_location=device, weights_only=True)
-    spec = blob["spec"]
+    spec = RunSpec.from_dict(blob["spec"], f"the spec in {path}")
     model = build_model(
-        spec["network"],
-        dataset_info(spec["dataset"]).classes,
-        spec.get("width", 1.0),
-        spec.get("ghost_batch"),
+        spec.network, dataset_info(spec.dataset).classes, spec.width, spec.ghost_batch
     )
     model.load_state_dict(blob["model"])
     return model.to(device).eval(), spec

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import sys
@@ -34,6 +35,7 @@ from lbgap.analysis import reparametrization as reparam
 from lbgap.analysis import sharpness as sharp
 from lbgap.analysis.checkpoints import load_run
 from lbgap.config import layout as analysis_files
+from lbgap.config.run_spec import RunSpec
 from lbgap.data.prepare import load_prepared
 from lbgap.io import read_json, write_json, write_text
 from lbgap.training import evaluation
@@ -56,7 +58,7 @@ def load(run_dir: str | Path, device: torch.device, epoch: int | None = None):
     return model, spec, summary, summary["epochs"] if epoch is None else epoch
 
 
-def setup(threads: int | None, device: str | None, spec_device: str = "auto") -> torch.device:
+def setup(threads: int | None, device: str | None, spec_device: str) -> torch.device:
     if threads:
         torch.set_num_threads(threads)
     return pick_device(device or spec_device, 0)
@@ -79,8 +81,8 @@ def logged(run_dir: str | Path, epoch: int) -> dict:
     return {k: float(row[k].iloc[0]) if k in row else None for k in keys}
 
 
-def bn_context(model: nn.Module, spec: dict):
-    return evaluation.bn_eval_mode(model, spec.get("bn_eval", "running"))
+def bn_context(model: nn.Module, spec: RunSpec):
+    return evaluation.bn_eval_mode(model, spec.bn_eval)
 
 
 def diverged(summary: dict) -> bool:
@@ -90,14 +92,17 @@ def diverged(summary: dict) -> bool:
 # ---------------------------------------------------------------- sharpness phi
 def phi(
     model: nn.Module,
-    spec: dict,
+    spec: RunSpec,
     data: dict,
     eps: float,
     subspace_dim: int | None,
     max_iter: int,
     converge: sharp.Convergence | None = None,
+    optimizer: str = "scipy",
 ) -> dict:
     """Keskar's phi on the whole training loss, in the run's batch-norm mode.
+
+    `optimizer` is sharp.sharpness's ("scipy", the reference, or "device").
 
     The random subspace's matrix A is seeded with the run's seed, so the SB and LB runs of one
     seed are probed in the same subspace; so are the random starts of the converged estimate.
@@ -110,13 +115,14 @@ def phi(
             eps=eps,
             subspace_dim=subspace_dim,
             max_iter=max_iter,
-            seed=spec["seed"],
-            chunk_size=spec.get("eval_chunk", 4096),
+            seed=spec.seed,
+            chunk_size=spec.eval_chunk,
             converge=converge,
+            optimizer=optimizer,
         )
 
 
-def record_head(run_dir: str, spec: dict, summary: dict, epoch: int, **settings) -> dict:
+def record_head(run_dir: str, spec: RunSpec, summary: dict, epoch: int, **settings) -> dict:
     """What every analysis of a run's final weights records first: which run and weights, its
     status and batch-norm mode, then the analysis's own settings."""
     return {
@@ -124,7 +130,7 @@ def record_head(run_dir: str, spec: dict, summary: dict, epoch: int, **settings)
         "checkpoint": FINAL,
         "epoch": epoch,
         "status": summary["status"],
-        "bn_eval": spec.get("bn_eval", "running"),
+        "bn_eval": spec.bn_eval,
         **settings,
     }
 
@@ -137,6 +143,7 @@ def sharpness_record(
     data,
     device,
     converge: sharp.Convergence | None = None,
+    optimizer: str = "scipy",
 ) -> dict:
     """One phi result with what it was computed on (a diverged run gives phi None).
 
@@ -163,12 +170,14 @@ def sharpness_record(
     if diverged(summary):
         return {**record, "phi": None, "phi_converged": None, "f_x": None, "f_max": None}
     dim = analysis_files.subspace_dim(space)
-    result = phi(model, spec, data, eps, dim, max_iter, converge)
+    result = phi(model, spec, data, eps, dim, max_iter, converge, optimizer)
     result["subspace_seed"] = result.pop("seed")
     return {**record, **result}
 
 
-def bn_modes_record(run_dir: str, eps: float, max_iter: int, final: str, data, device) -> dict:
+def bn_modes_record(
+    run_dir: str, eps: float, max_iter: int, final: str, data, device, optimizer: str = "scipy"
+) -> dict:
     """Test and train accuracy and phi (full space, the paper's iterations) of the final weights
     in both batch-norm evaluation modes, to choose `bn_eval` by evidence.
 
@@ -182,14 +191,14 @@ def bn_modes_record(run_dir: str, eps: float, max_iter: int, final: str, data, d
         "eps": eps,
         "max_iter": max_iter,
         "status": summary["status"],
-        "run_bn_eval": spec.get("bn_eval", "running"),
+        "run_bn_eval": spec.bn_eval,
     }
     modes: dict[str, dict] = {}
     for mode in analysis_files.BN_MODES:
         if diverged(summary):
             modes[mode] = dict.fromkeys(("train_acc", "test_acc", "phi"))
             continue
-        chunk = spec.get("eval_chunk", 4096)
+        chunk = spec.eval_chunk
         out = {}
         for split in ("train", "test"):
             x, y = data[f"{split}_x"], data[f"{split}_y"]
@@ -199,14 +208,21 @@ def bn_modes_record(run_dir: str, eps: float, max_iter: int, final: str, data, d
         if mode == record["run_bn_eval"]:
             out["phi"] = read_json(final)["phi"]
         else:
-            out["phi"] = phi(model, {**spec, "bn_eval": mode}, data, eps, None, max_iter)["phi"]
+            other = dataclasses.replace(spec, bn_eval=mode)
+            out["phi"] = phi(model, other, data, eps, None, max_iter, optimizer=optimizer)["phi"]
         modes[mode] = out
         log.info(f"bn_eval {mode}: test accuracy {out['test_acc']:.2f}%, phi {out['phi']:.4g}")
     return {**record, "modes": modes}
 
 
 def training_sharpness(
-    run_dir: str, eps_list: list[float], max_iter: int, finals: list[str], data, device
+    run_dir: str,
+    eps_list: list[float],
+    max_iter: int,
+    finals: list[str],
+    data,
+    device,
+    optimizer: str = "scipy",
 ) -> pd.DataFrame:
     """phi (full space) after every saved epoch of a run; the final epoch from `finals`.
 
@@ -214,14 +230,15 @@ def training_sharpness(
     computed twice.
     """
     summary = read_json(Path(run_dir) / "summary.json")
+    run_spec = RunSpec.from_summary(summary, Path(run_dir) / "summary.json")
     rows = []
-    saved = [e for e in summary["spec"].get("save_epochs", []) if e < summary["epochs"]]
+    saved = [e for e in run_spec.save_epochs if e < summary["epochs"]]
     epochs = [] if diverged(summary) else saved
     done = progress.Progress(len(epochs) * len(eps_list))
     for epoch in epochs:
         model, spec, _, _ = load(run_dir, device, epoch)
         for eps in eps_list:
-            result = phi(model, spec, data, eps, None, max_iter)
+            result = phi(model, spec, data, eps, None, max_iter, optimizer=optimizer)
             rows.append({"epoch": epoch, "checkpoint": checkpoint_name(epoch), **result})
             log.info(
                 f"phi of epoch {epoch}, eps {eps:g}: {result['phi']:.4g}, {done.line(len(rows))}"
@@ -232,7 +249,7 @@ def training_sharpness(
             rows.append({**result, "epoch": summary["epochs"], "checkpoint": FINAL})
     keep = ["epoch", "checkpoint", "eps", "phi", "f_x", "f_max", "iterations", "n_evals"]
     frame = pd.DataFrame(rows, columns=keep + ["wall_time_s"])
-    frame["bn_eval"] = summary["spec"].get("bn_eval", "running")
+    frame["bn_eval"] = run_spec.bn_eval
     metrics = pd.read_csv(Path(run_dir) / "metrics.csv")
     cols = [
         c for c in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc") if c in metrics
@@ -250,15 +267,15 @@ def hessian_record(run_dir: str, samples: int, ncv: int | None, tol: float, data
     )
     if diverged(summary):
         return {**record, "top_eigenvalue": None, "trace": None}
-    x, y, chunk = data["train_x"], data["train_y"], spec.get("eval_chunk", 4096)
-    loss, acc = evaluation.evaluate(model, x, y, chunk, spec.get("bn_eval", "running"))
+    x, y, chunk = data["train_x"], data["train_y"], spec.eval_chunk
+    loss, acc = evaluation.evaluate(model, x, y, chunk, spec.bn_eval)
     with bn_context(model, spec):
         t0 = time.perf_counter()
         top = hessian.top_eigenvalue(
-            model, x, y, tol=tol, seed=spec["seed"], chunk_size=chunk, ncv=ncv
+            model, x, y, tol=tol, seed=spec.seed, chunk_size=chunk, ncv=ncv
         )
         t1 = time.perf_counter()
-        trace = hessian.hutchinson_trace(model, x, y, samples, spec["seed"], chunk)
+        trace = hessian.hutchinson_trace(model, x, y, samples, spec.seed, chunk)
         t2 = time.perf_counter()
     return {
         **record,
@@ -282,7 +299,7 @@ def parametric(run_a: str, run_b: str, points: int, data, device) -> pd.DataFram
     """
     model_a, spec, sum_a, _ = load(run_a, device)
     model_b, _, sum_b, _ = load(run_b, device)
-    mode, chunk = spec.get("bn_eval", "running"), spec.get("eval_chunk", 4096)
+    mode, chunk = spec.bn_eval, spec.eval_chunk
     alphas = interpolation.default_alphas(points)
     bn_stats = "recomputed on the training set" if mode == "running" else "each chunk's (batch)"
     if diverged(sum_a) or diverged(sum_b):
@@ -322,6 +339,7 @@ def reparametrization_record(
     data,
     device,
     eigen: dict | None = None,
+    optimizer: str = "scipy",
 ) -> dict:
     """Loss, accuracy, phi, adaptive sharpness and (with `eigen`, Lanczos's `ncv` and `tol`)
     the Hessian's top eigenvalue of the final weights rescaled by each alpha (Dinh et al.'s
@@ -332,7 +350,7 @@ def reparametrization_record(
     need not wait for them. A diverged run gets None everywhere.
     """
     model, spec, summary, epoch = load(run_dir, device)
-    mode, chunk = spec.get("bn_eval", "running"), spec.get("eval_chunk", 4096)
+    mode, chunk = spec.bn_eval, spec.eval_chunk
     record = record_head(
         run_dir,
         spec,
@@ -358,10 +376,14 @@ def reparametrization_record(
             row[f"{split}_loss"], row[f"{split}_acc"] = evaluation.evaluate(
                 net, data[f"{split}_x"], data[f"{split}_y"], chunk, mode
             )
-        row["phi"] = None if alpha == 1 else phi(net, spec, data, eps, None, max_iter)["phi"]
+        row["phi"] = (
+            None
+            if alpha == 1
+            else phi(net, spec, data, eps, None, max_iter, optimizer=optimizer)["phi"]
+        )
         with bn_context(net, spec):
             adaptive = reparam.adaptive_sharpness(
-                net, x, y, adaptive_eps, max_iter, spec["seed"], chunk
+                net, x, y, adaptive_eps, max_iter, spec.seed, chunk, optimizer
             )
         row |= {"adaptive": adaptive["phi"], "adaptive_f_max": adaptive["f_max"],
                 "adaptive_zero_params": adaptive["zero_params"]}  # fmt: skip
@@ -369,7 +391,7 @@ def reparametrization_record(
         if eigen is not None and alpha != 1:
             with bn_context(net, spec):
                 row["lambda_max"] = hessian.top_eigenvalue(
-                    net, x, y, tol=eigen["tol"], seed=spec["seed"], chunk_size=chunk,
+                    net, x, y, tol=eigen["tol"], seed=spec.seed, chunk_size=chunk,
                     ncv=eigen["ncv"],
                 )  # fmt: skip
         row["time_s"] = time.perf_counter() - t0
@@ -382,6 +404,9 @@ def reparametrization_record(
 
 
 # ---------------------------------------------------------------- command line
+OPTIMIZER_HELP = "phi's maximization: scipy's L-BFGS-B (the reference) or the same on the device"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Analyses of finished runs (Keskar et al.)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -395,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--space", default="full", help="full or sub<p>")
     p.add_argument("--eps", type=float, required=True)
     p.add_argument("--max-iter", type=int, default=10)
+    p.add_argument("--optimizer", choices=sharp.OPTIMIZERS, default="scipy", help=OPTIMIZER_HELP)
     p.add_argument("--converge-iter", type=int, default=0,
                    help="iteration cap of the converged estimate; 0: none")  # fmt: skip
     p.add_argument("--random-starts", type=int, default=0)
@@ -404,11 +430,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", required=True)
     p.add_argument("--eps", type=float, nargs="+", required=True)
     p.add_argument("--max-iter", type=int, default=10)
+    p.add_argument("--optimizer", choices=sharp.OPTIMIZERS, default="scipy", help=OPTIMIZER_HELP)
     p.add_argument("--finals", nargs="*", default=[], help="the final weights' phi files")
     p = sub.add_parser("bn-modes", parents=[common], help="accuracy and phi in both BN modes")
     p.add_argument("--run", required=True)
     p.add_argument("--eps", type=float, required=True)
     p.add_argument("--max-iter", type=int, default=10)
+    p.add_argument("--optimizer", choices=sharp.OPTIMIZERS, default="scipy", help=OPTIMIZER_HELP)
     p.add_argument("--final", required=True, help="Table 3's phi file of the run's own mode")
     p = sub.add_parser("hessian", parents=[common], help="top eigenvalue and trace")
     p.add_argument("--run", required=True)
@@ -425,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eps", type=float, required=True, help="phi's eps")
     p.add_argument("--adaptive-eps", type=float, required=True)
     p.add_argument("--max-iter", type=int, default=10)
+    p.add_argument("--optimizer", choices=sharp.OPTIMIZERS, default="scipy", help=OPTIMIZER_HELP)
     p.add_argument("--eigenvalue", action="store_true", help="top Hessian eigenvalues too")
     p.add_argument("--lanczos-vectors", type=int, default=None)
     p.add_argument("--tol", type=float, default=1e-3)
@@ -432,8 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     progress.log_to_stderr()
 
     run = getattr(args, "run", None) or args.run_a
-    spec = read_json(Path(run) / "summary.json")["spec"]
-    device = setup(args.threads, args.device, spec.get("device", "auto"))
+    spec = RunSpec.from_summary(read_json(Path(run) / "summary.json"), Path(run) / "summary.json")
+    device = setup(args.threads, args.device, spec.device)
     data = load_data(args.data, device)
     t0 = time.perf_counter()
     if args.command == "sharpness":
@@ -445,14 +474,18 @@ def main(argv: list[str] | None = None) -> int:
             else None
         )
         result = sharpness_record(
-            args.run, args.space, args.eps, args.max_iter, data, device, converge
+            args.run, args.space, args.eps, args.max_iter, data, device, converge, args.optimizer
         )
         write_json(args.out, {**result, "job_time_s": time.perf_counter() - t0})
     elif args.command == "training-sharpness":
-        frame = training_sharpness(args.run, args.eps, args.max_iter, args.finals, data, device)
+        frame = training_sharpness(
+            args.run, args.eps, args.max_iter, args.finals, data, device, args.optimizer
+        )
         write_text(args.out, frame.to_csv(index=False))
     elif args.command == "bn-modes":
-        result = bn_modes_record(args.run, args.eps, args.max_iter, args.final, data, device)
+        result = bn_modes_record(
+            args.run, args.eps, args.max_iter, args.final, data, device, args.optimizer
+        )
         write_json(args.out, {**result, "job_time_s": time.perf_counter() - t0})
     elif args.command == "hessian":
         ncv = args.lanczos_vectors
@@ -461,8 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "reparametrization":
         eigen = {"ncv": args.lanczos_vectors, "tol": args.tol} if args.eigenvalue else None
         result = reparametrization_record(
-            args.run, args.alphas, args.eps, args.adaptive_eps, args.max_iter, data, device, eigen
-        )
+            args.run, args.alphas, args.eps, args.adaptive_eps, args.max_iter, data, device,
+            eigen, args.optimizer,
+        )  # fmt: skip
         write_json(args.out, {**result, "job_time_s": time.perf_counter() - t0})
     else:
         frame = parametric(args.run_a, args.run_b, args.points, data, device)

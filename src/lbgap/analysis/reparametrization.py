@@ -145,24 +145,31 @@ def adaptive_sharpness(
     max_iter: int = 10,
     seed: int = 0,
     chunk_size: int = 8192,
+    optimizer: str = "scipy",
 ) -> dict:
     """Keskar's phi over Kwon et al.'s box |y_i| <= eps |x_i|, invariant to rescaling.
 
     Call with the model in its evaluation mode (as for `lbgap.analysis.sharpness.sharpness`); the
     model's parameters are never modified. The result has phi's keys (`phi` is the adaptive
     measure) and `zero_params`, the parameters at exactly 0, which the box holds fixed.
+    `optimizer` "device" maximizes on the model's device (see `sharp.sharpness_of_function`).
     """
-    x0 = sharp.flat_params(model).double().cpu().numpy()
-    scale = np.abs(x0)
-    fn = sharp.flat_loss_and_grad(model, inputs, targets, chunk_size)
+    if optimizer == "device":
+        x0 = sharp.flat_params(model).double()
+        fn = sharp.flat_loss_and_grad_tensor(model, inputs, targets, chunk_size)
+    else:
+        x0 = sharp.flat_params(model).double().cpu().numpy()
+        fn = sharp.flat_loss_and_grad(model, inputs, targets, chunk_size)
+    scale = abs(x0)
 
-    def in_units(u: np.ndarray) -> tuple[float, np.ndarray]:
+    def in_units(u):  # noqa: ANN001, ANN202 (numpy or tensor, as the optimizer works)
         f, grad = fn(x0 + scale * u)
         return f, scale * grad
 
     # From u = 0 with the box |u_i| <= eps (x0 = 0 gives phi's box eps (|0| + 1) = eps).
+    u0 = x0.new_zeros(x0.shape) if optimizer == "device" else np.zeros_like(x0)
     result = sharp.sharpness_of_function(
-        in_units, np.zeros_like(x0), eps, max_iter=max_iter, seed=seed
+        in_units, u0, eps, max_iter=max_iter, seed=seed, optimizer=optimizer
     )
     result["zero_params"] = int((scale == 0).sum())
     result["seed"] = seed

@@ -6,6 +6,10 @@
 `A = I` gives the full-space metric; a random n x p matrix (p = 100 in the paper) probes a random
 subspace. The maximum is approximated, as in the paper, by a few (10) L-BFGS-B iterations on
 -f(x + A y) from y = 0, using the exact full-training-set gradient.
+
+Two implementations of that maximization (`optimizer`): "scipy" (the default and reference:
+scipy's L-BFGS-B on float64 numpy vectors on the CPU) and "device" (`lbgap.analysis.lbfgsb`, the
+same algorithm on float64 tensors where the model is, with no numpy round trip per evaluation).
 """
 
 from __future__ import annotations
@@ -25,9 +29,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from lbgap.analysis import lbfgsb
 from lbgap.progress import Progress
 
 FlatFn = Callable[[np.ndarray], tuple[float, np.ndarray]]
+TensorFn = Callable[[Tensor], tuple[Tensor, Tensor]]
+OPTIMIZERS = ("scipy", "device")  # scipy's L-BFGS-B (the reference) or lbgap.analysis.lbfgsb
 log = logging.getLogger(__name__)  # progress lines, shown by the analyses' command line
 
 
@@ -68,21 +75,21 @@ def summed_loss(
     return F.cross_entropy(logits, targets, reduction="sum")
 
 
-def flat_loss_and_grad(
+def flat_loss_and_grad_tensor(
     model: nn.Module, inputs: Tensor, targets: Tensor, chunk_size: int = 8192
-) -> FlatFn:
-    """Return `fn(x) -> (mean CE over all inputs, flat gradient)` as float64 for scipy.
+) -> TensorFn:
+    """Return `fn(x) -> (mean CE over all inputs, flat gradient)`, both float64 tensors on the
+    model's device, for a flat tensor `x` (cast to the model's parameter dtype and device).
 
-    `x` is a flat parameter vector; it is cast to the model's parameter dtype and device. The
-    model's own parameters are never modified. The module's train/eval mode is left as the
+    The model's own parameters are never modified. The module's train/eval mode is left as the
     caller set it: use eval mode so batch norm uses running statistics and `f` is deterministic
     (in train mode batch norm would also update its running buffers at every evaluation).
     """
     ref = next(model.parameters())
     n = inputs.shape[0]
 
-    def fn(x: np.ndarray) -> tuple[float, np.ndarray]:
-        flat = torch.as_tensor(np.asarray(x), device=ref.device).to(ref.dtype)
+    def fn(x: Tensor) -> tuple[Tensor, Tensor]:
+        flat = x.detach().to(device=ref.device, dtype=ref.dtype)
         flat.requires_grad_(True)
         params = param_dict(model, flat)
         total = torch.zeros((), dtype=torch.float64, device=ref.device)
@@ -92,9 +99,23 @@ def flat_loss_and_grad(
             (g,) = torch.autograd.grad(loss, flat)
             total += loss.detach().double()
             grad += g.double()
-        return (total / n).item(), (grad / n).cpu().numpy()
+        return total / n, grad / n
 
     return fn
+
+
+def flat_loss_and_grad(
+    model: nn.Module, inputs: Tensor, targets: Tensor, chunk_size: int = 8192
+) -> FlatFn:
+    """`flat_loss_and_grad_tensor` for scipy: a float64 numpy vector in, (float, numpy) out."""
+    ref = next(model.parameters())
+    fn = flat_loss_and_grad_tensor(model, inputs, targets, chunk_size)
+
+    def numpy_fn(x: np.ndarray) -> tuple[float, np.ndarray]:
+        f, g = fn(torch.as_tensor(np.asarray(x), device=ref.device))
+        return f.item(), g.cpu().numpy()
+
+    return numpy_fn
 
 
 # --------------------------------------------------------------------------- generic core
@@ -177,6 +198,30 @@ def box_bounds(x0: np.ndarray, eps: float, A: np.ndarray | None = None) -> np.nd
     return eps * (z + 1.0)
 
 
+def pinv_apply_tensor(A: Tensor, x: Tensor, block_rows: int = 65536) -> Tensor:
+    """`pinv_apply` on A's device: the same normal equations summed in float64 over blocks of
+    rows (the same SVD fallback), so the box matches numpy's to rounding (~1e-14 relative)."""
+    x = x.reshape(-1).double()
+    n, p = A.shape
+    if x.numel() != n:
+        raise ValueError(f"x has {x.numel()} entries, A has {n} rows")
+    gram = torch.zeros((p, p), dtype=torch.float64, device=A.device)
+    rhs = torch.zeros(p, dtype=torch.float64, device=A.device)
+    for s in chunks(n, block_rows):
+        block = A[s].double()
+        gram += block.T @ block
+        rhs += block.T @ x[s]
+    if p and float(torch.linalg.cond(gram)) <= 1e8:
+        return torch.linalg.solve(gram, rhs)
+    return torch.linalg.lstsq(A.double(), x[:, None], driver="gelsd" if A.is_cpu else None)[0][:, 0]
+
+
+def box_bounds_tensor(x0: Tensor, eps: float, A: Tensor | None = None) -> Tensor:
+    """`box_bounds` for tensors, on x0's device."""
+    z = x0.double().abs() if A is None else pinv_apply_tensor(A, x0).abs()
+    return eps * (z + 1.0)
+
+
 def _matvec(A: np.ndarray, v: np.ndarray) -> np.ndarray:
     """A v in A's dtype: mixing dtypes would make numpy copy a possibly huge A to float64."""
     return (A @ v.astype(A.dtype, copy=False)).astype(np.float64, copy=False)
@@ -229,13 +274,14 @@ def phi_of(f_max: float, f_x: float) -> float:
 
 
 def sharpness_of_function(
-    f_and_grad: FlatFn,
-    x0: np.ndarray,
+    f_and_grad: FlatFn | TensorFn,
+    x0: np.ndarray | Tensor,
     eps: float,
-    A: np.ndarray | None = None,
+    A: np.ndarray | Tensor | None = None,
     max_iter: int = 10,
     converge: Convergence | None = None,
     seed: int = 0,
+    optimizer: str = "scipy",
 ) -> dict:
     """Keskar's phi for any function `f_and_grad(x) -> (f, grad)` around `x0`.
 
@@ -259,30 +305,49 @@ def sharpness_of_function(
     `eval_time_s` / `eval_cpu_s` the part spent inside `f_and_grad` (`*_cpu_*` is process CPU
     time: for single-threaded work on a shared machine, what an idle core would have taken);
     `converge_wall_time_s` is the part after the paper's measurement.
+
+    `optimizer` "scipy" (numpy in, numpy out: `f_and_grad` maps a float64 numpy vector to
+    (f, grad)) or "device" (`lbgap.analysis.lbfgsb`: x0, A and the iterates are tensors on x0's
+    device, `f_and_grad` maps a float64 tensor to (f, grad) tensors); the result says which.
     """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+    on_device = optimizer == "device"
     t0, c0 = time.perf_counter(), time.process_time()
-    x0 = np.asarray(x0, dtype=np.float64)
-    bound = box_bounds(x0, eps, A)
+    if on_device:
+        x0 = torch.as_tensor(x0).detach().reshape(-1).double()
+        if A is not None:
+            A = torch.as_tensor(A, device=x0.device)
+        bound = box_bounds_tensor(x0, eps, A)
+    else:
+        x0 = np.asarray(x0, dtype=np.float64)
+        bound = box_bounds(x0, eps, A)
     stats = {"n_evals": 0, "eval_time_s": 0.0, "eval_cpu_s": 0.0, "starts": 0}
 
-    def evaluate(x: np.ndarray) -> tuple[float, np.ndarray]:
+    def evaluate(x):  # noqa: ANN001, ANN202 (numpy or tensor, as the optimizer works)
         t, c = time.perf_counter(), time.process_time()
         f, g = f_and_grad(x)
+        f = float(f)  # on a GPU this waits for the evaluation: its time is counted here
         stats["eval_time_s"] += time.perf_counter() - t
         stats["eval_cpu_s"] += time.process_time() - c
         stats["n_evals"] += 1
-        return float(f), np.asarray(g, dtype=np.float64)
+        return f, (g.double() if on_device else np.asarray(g, dtype=np.float64))
 
     f_x, g_x = evaluate(x0)
 
-    def neg_f(y: np.ndarray) -> tuple[float, np.ndarray]:
-        if not y.any():  # scipy starts at y = 0: reuse the evaluation of f(x0)
+    def matvec(M, v):  # noqa: ANN001, ANN202
+        if on_device:
+            return (M @ v.to(M.dtype)).double()
+        return _matvec(M, v)
+
+    def neg_f(y):  # noqa: ANN001, ANN202
+        if not bool(y.any()):  # L-BFGS-B starts at y = 0: reuse the evaluation of f(x0)
             f, g = f_x, g_x
         elif A is None:
             f, g = evaluate(x0 + y)
         else:
-            f, g = evaluate(x0 + _matvec(A, y))
-        g = g if A is None else _matvec(A.T, g)
+            f, g = evaluate(x0 + matvec(A, y))
+        g = g if A is None else matvec(A.T, g)
         return -f, -g
 
     paper: dict = {}
@@ -297,17 +362,20 @@ def sharpness_of_function(
         best: list[float] = []
         halted = False
 
-        def tracked(y: np.ndarray) -> tuple[float, np.ndarray]:
+        def tracked(y):  # noqa: ANN001, ANN202
             value = neg_f(y)
             seen.append(-value[0])
             return value
 
         def after_iteration(intermediate_result: scipy.optimize.OptimizeResult) -> None:
+            after(float(intermediate_result.fun))
+
+        def after(fun: float) -> None:
             nonlocal halted
             if not best:
                 trace_f.append(seen[0])
                 best.append(seen[0])
-            trace_f.append(-float(intermediate_result.fun))
+            trace_f.append(-fun)
             best.append(max(seen))
             done = index * cap + len(best) - 1  # the ETA is a bound: a start may stop early
             log.info(
@@ -331,16 +399,22 @@ def sharpness_of_function(
         # (n = 1.46M) that is about 2.3 s per run with the garbage collector paused (3.5 s
         # without), plus about 0.8 s in the compiled L-BFGS-B steps: a fixed cost per run that
         # only the size of the loss evaluations amortizes.
-        with gc_paused():
-            res = scipy.optimize.minimize(
-                tracked,
-                y0,
-                jac=True,
-                method="L-BFGS-B",
-                bounds=scipy.optimize.Bounds(-bound, bound),
-                options={"maxiter": cap, "ftol": 0.0, "gtol": 0.0},
-                callback=after_iteration,
-            )
+        if on_device:
+            res = lbfgsb.minimize(
+                tracked, y0, -bound, bound, maxiter=cap, ftol=0.0, gtol=0.0,
+                callback=lambda _y, fun: after(fun),
+            )  # fmt: skip
+        else:
+            with gc_paused():
+                res = scipy.optimize.minimize(
+                    tracked,
+                    y0,
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=scipy.optimize.Bounds(-bound, bound),
+                    options={"maxiter": cap, "ftol": 0.0, "gtol": 0.0},
+                    callback=after_iteration,
+                )
         if not best:  # stopped before a first iteration
             trace_f.append(seen[0])
             best.append(max(seen))
@@ -363,13 +437,17 @@ def sharpness_of_function(
     cap = max_iter if converge is None else max(converge.max_iter, max_iter)
     n_starts = 1 + (converge.random_starts if converge else 0)
     progress = Progress(cap * n_starts)
-    runs = [run(np.zeros_like(bound), cap)]
+    runs = [run(torch.zeros_like(bound) if on_device else np.zeros_like(bound), cap)]
     starts = np.random.SeedSequence(seed).spawn(converge.random_starts if converge else 0)
-    runs += [run(np.random.default_rng(s).uniform(-bound, bound), cap) for s in starts]
+    box = bound.cpu().numpy() if on_device else bound
+    for s in starts:  # the same points for both optimizers (numpy's generator, then moved)
+        y0 = np.random.default_rng(s).uniform(-box, box)
+        runs.append(run(torch.as_tensor(y0, device=bound.device) if on_device else y0, cap))
     f_best = max(r["f_max"] for r in runs)
     end = time.perf_counter()
     return {
         "phi": phi_of(paper["f_max"], f_x),
+        "optimizer": optimizer,
         "f_x": f_x,
         "f_max": paper["f_max"],
         "eps": eps,
@@ -393,7 +471,7 @@ def sharpness_of_function(
         "cpu_time_s": time.process_time() - c0,
         "eval_time_s": stats["eval_time_s"],
         "eval_cpu_s": stats["eval_cpu_s"],
-        "n_params": int(x0.size),
+        "n_params": int(x0.numel() if on_device else x0.size),
     }
 
 
@@ -410,6 +488,7 @@ def sharpness(
     seed: int = 0,
     chunk_size: int = 8192,
     converge: Convergence | None = None,
+    optimizer: str = "scipy",
 ) -> dict:
     """phi of the mean training cross-entropy at the model's parameters.
 
@@ -418,17 +497,24 @@ def sharpness(
     `converge` adds the converged estimate (see `sharpness_of_function`), random starts seeded
     by `seed`. Evaluations go through `functional_call`, so the model's parameters are
     untouched; they are still reloaded from a copy at the end as a safeguard. Call with the
-    model in eval mode.
+    model in eval mode. `optimizer` "device" keeps the maximization on the model's device
+    (see `sharpness_of_function`); A is drawn by numpy either way, so both probe one subspace.
     """
     t0, c0 = time.perf_counter(), time.process_time()
     saved = [p.detach().clone() for p in model.parameters()]
     try:
-        x0 = flat_params(model).double().cpu().numpy()
-        A = None if subspace_dim is None else random_subspace(x0.size, subspace_dim, seed)
-        fn = flat_loss_and_grad(model, inputs, targets, chunk_size)
+        x0 = flat_params(model).double()
+        A = None if subspace_dim is None else random_subspace(x0.numel(), subspace_dim, seed)
+        if optimizer == "device":
+            fn = flat_loss_and_grad_tensor(model, inputs, targets, chunk_size)
+            A_on = None if A is None else torch.from_numpy(A).to(x0.device)
+        else:
+            fn, x0, A_on = flat_loss_and_grad(model, inputs, targets, chunk_size), x0.cpu(), A
+            x0 = x0.numpy()
         result = sharpness_of_function(
-            fn, x0, eps, A=A, max_iter=max_iter, converge=converge, seed=seed
-        )
+            fn, x0, eps, A=A_on, max_iter=max_iter, converge=converge, seed=seed,
+            optimizer=optimizer,
+        )  # fmt: skip
         result["subspace_matrix"] = None if A is None else subspace_scale(A, seed)
     finally:
         with torch.no_grad():

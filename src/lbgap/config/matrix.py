@@ -20,9 +20,13 @@ from typing import Any
 import jsonschema
 import yaml
 
+from lbgap.config import layout
 from lbgap.config.datasets import DATASET_TITLES, FOLDERS, dataset_info, present
 from lbgap.config.networks import NO_BATCH_NORM
+from lbgap.config.resources import allocation
+from lbgap.config.run_spec import RunSpec
 from lbgap.config.schedules import Schedule, adapt_regime
+from lbgap.io import read_yaml
 from lbgap.words import plural
 
 SCALES = ("quick", "small", "paper", "rehearsal")
@@ -51,7 +55,7 @@ class Run:
 
     @property
     def dir(self) -> str:
-        return f"results/{self.paper}/{self.experiment}/{self.variant}/seed{self.seed}"
+        return layout.run_dir(self.paper, self.experiment, self.variant, self.seed)
 
 
 # ---------------------------------------------------------------- validation
@@ -79,7 +83,7 @@ def yaml_syntax_error(path: str | Path) -> str | None:
 
 
 def load_schema(path: str | Path = SCHEMA) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    return read_yaml(path)
 
 
 @functools.cache
@@ -610,10 +614,10 @@ def analysis(config: dict, paper: str) -> dict:
 
 
 def data_path(config: dict, dataset: str) -> str:
-    return f"data/prepared/{dataset}_{config['scale']}.pt"
+    return layout.prepared(dataset, config["scale"])
 
 
-def spec(config: dict, run: Run, schema: dict | None = None) -> dict:
+def spec(config: dict, run: Run, schema: dict | None = None) -> RunSpec:
     """Everything a training job needs, with no reference back to the config file.
 
     The spec is first resolved and checked at the datasets' real sizes, exactly as the scale's
@@ -623,7 +627,7 @@ def spec(config: dict, run: Run, schema: dict | None = None) -> dict:
     schema = schema or load_schema()
     full = _spec(config, run, schema)
     where = f"papers.{run.paper}.experiments.{run.experiment}.variants.{run.variant}"
-    res = resources(config, run.paper, run.experiment, run.variant)
+    res = allocation(config, run.paper, run.experiment, run.variant)
     ranks = res["tasks"] * res["nodes"]
     how = scale_cfg(config).get("shrink")
     if not how:
@@ -637,10 +641,10 @@ def spec(config: dict, run: Run, schema: dict | None = None) -> dict:
     except ValueError as err:
         raise ConfigError(f"config error at {where}: {err}") from None
     source_epochs = None
-    if full.get("warm_start"):
+    if full.warm_start:
         name, variant = _warm_source_name(run.paper, run.experiment, _warm(config, run))
         source = Run(run.paper, name, variant, run.seed)
-        source_epochs = _spec(config, source, schema)["schedule"]["epochs"]
+        source_epochs = _spec(config, source, schema).schedule["epochs"]
     try:
         out = shrink(full, how, source_epochs)
         check_split(out, ranks)  # the shrunk batches are the ones this scale's ranks share
@@ -650,7 +654,7 @@ def spec(config: dict, run: Run, schema: dict | None = None) -> dict:
     return out
 
 
-def check_split(spec: dict, ranks: int) -> None:
+def check_split(spec: RunSpec, ranks: int) -> None:
     """Refuse, at dry-run time, a split of the batch that the training job would refuse.
 
     Every global batch of the schedule (the grown ones of batch_growth=increase too) is
@@ -661,16 +665,13 @@ def check_split(spec: dict, ranks: int) -> None:
     the statistics; without it, batch norm needs the whole share in one pass (ranks share
     statistics, micro-batches could not).
     """
-    micro, ghost = spec["micro_batch"], spec["ghost_batch"]
-    batch_norm = spec["network"] not in NO_BATCH_NORM
+    micro, ghost = spec.micro_batch, spec.ghost_batch
+    batch_norm = spec.network not in NO_BATCH_NORM
     if micro and ghost and micro % ghost:
         raise ValueError(
             f"micro_batch {micro} is not a multiple of ghost_batch {ghost}; use a multiple of it"
         )
-    schedule = Schedule.from_config(
-        {**spec["schedule"], "decay_epochs": tuple(spec["schedule"]["decay_epochs"])}
-    )
-    for batch in schedule.batches():
+    for batch in spec.lr_schedule().batches():
         if batch % ranks:
             raise ValueError(
                 f"batch {batch} cannot be split equally over the job's {ranks} ranks "
@@ -705,7 +706,7 @@ def _matrix_ranks(config: dict, run: Run) -> int:
     for scale in matrix_scales(config):
         at = {**config, "scale": scale}
         if skip_reason(at, exp) is None:
-            res = resources(at, run.paper, run.experiment, run.variant)
+            res = allocation(at, run.paper, run.experiment, run.variant)
             return res["tasks"] * res["nodes"]
     return 1
 
@@ -714,7 +715,7 @@ def _warm(config: dict, run: Run) -> dict:
     return settings(config, run.paper, run.experiment, run.variant, _schema())["warm_start"]
 
 
-def _spec(config: dict, run: Run, schema: dict) -> dict:
+def _spec(config: dict, run: Run, schema: dict) -> RunSpec:
     s = settings(config, run.paper, run.experiment, run.variant, schema)
     where = f"papers.{run.paper}.experiments.{run.experiment}.variants.{run.variant}"
     n_train = train_size(config, s["dataset"])
@@ -738,7 +739,7 @@ def _spec(config: dict, run: Run, schema: dict) -> dict:
     except ValueError as err:
         raise ConfigError(f"config error at {where}: {err}") from None
     sc = scale_cfg(config)
-    return {
+    keys = {
         "paper": run.paper,
         "experiment": run.experiment,
         "variant": run.variant,
@@ -773,6 +774,7 @@ def _spec(config: dict, run: Run, schema: dict) -> dict:
         # ImageNet's JPEG decoding, only when not auto: other specs stay as they were.
         **({"decode": config["decode"]} if _decode_set(config, s["dataset"]) else {}),
     }
+    return RunSpec.from_dict(keys, f"the spec of {run.dir}")
 
 
 def _decode_set(config: dict, dataset: str) -> bool:
@@ -797,24 +799,6 @@ def schedule_as_dict(schedule: Schedule) -> dict:
     return out
 
 
-def resources(config: dict, paper: str, experiment: str, variant: str | None = None) -> dict:
-    """Per-job resources: the scale's, overridden per experiment (e.g. 8 GPUs for ImageNet) and
-    per variant (e.g. 4 GPUs for a batch that 8 could not share in whole ghost batches)."""
-    sc = scale_cfg(config)
-    res = {k: sc[k] for k in ("threads", "gpus", "nproc_per_node", "mem_mb", "runtime")}
-    res["nodes"] = 1
-    exp = config["papers"][paper]["experiments"][experiment]
-    res.update(exp.get("resources", {}).get(config["scale"], {}))
-    if variant is not None:
-        overrides = exp["variants"][variant] or {}
-        res.update(overrides.get("resources", {}).get(config["scale"], {}))
-    res["nodes"] = max(1, res["nodes"])
-    if config["device"] == "cpu":
-        res["gpus"] = 0
-    res["tasks"] = res["gpus"] if res["gpus"] else res["nproc_per_node"]
-    return res
-
-
 def size_args(config: dict, scale: str, dataset: str) -> str:
     """prepare_data's subset options for a dataset at a scale."""
     sc = config["scales"][scale]
@@ -836,7 +820,7 @@ def _shrunk_epoch(epoch: float, total: int, most: int) -> int:
     return max(1, math.ceil(epoch * most / total)) if total > most else int(epoch)
 
 
-def shrink(spec: dict, how: dict, source_epochs: int | None = None) -> dict:
+def shrink(spec: RunSpec, how: dict, source_epochs: int | None = None) -> RunSpec:
     """The run with its sizes reduced and its method kept: the rehearsal's runs.
 
     - `samples: D` divides every sample count by D: the training set, and every batch (batch,
@@ -850,7 +834,7 @@ def shrink(spec: dict, how: dict, source_epochs: int | None = None) -> dict:
 
     Micro-batches (memory) and the analyses' sizes are the scale's settings, not shrunk here.
     """
-    out = copy.deepcopy(spec)
+    out = spec.to_dict()
     sched = out["schedule"]
     div = int(how.get("samples", 1))
 
@@ -871,15 +855,15 @@ def shrink(spec: dict, how: dict, source_epochs: int | None = None) -> dict:
         sched["warmup_epochs"] = sched["warmup_epochs"] * factor
         saved = {_shrunk_epoch(e, total, most) for e in out["save_epochs"]}
         out["save_epochs"] = sorted(saved)
-        if out.get("patience"):  # early stopping stays reachable in the shorter run
-            out["patience"] = max(1, math.ceil(out["patience"] * factor))
-    if out.get("warm_start") and most and source_epochs:
-        epoch = _shrunk_epoch(out["warm_start"]["epoch"], source_epochs, most)
-        run = out["warm_start"]["run"]
+        if spec.patience:  # early stopping stays reachable in the shorter run
+            out["patience"] = max(1, math.ceil(spec.patience * factor))
+    if spec.warm_start and most and source_epochs:
+        epoch = _shrunk_epoch(spec.warm_start["epoch"], source_epochs, most)
+        run = spec.warm_start["run"]
         out["warm_start"] = {"run": run, "epoch": epoch}
         out["init_checkpoint"] = f"{run}/checkpoint_epoch{epoch}.pt"
     if how.get("updates_per_epoch"):
         sched["max_iterations"] = int(how["updates_per_epoch"])
-    schedule = Schedule.from_config({**sched, "decay_epochs": tuple(sched["decay_epochs"])})
-    schedule.total_updates(out["n_train"])
-    return out
+    shrunk = RunSpec.from_dict(out, f"the shrunk spec of {spec.experiment}/{spec.variant}")
+    shrunk.lr_schedule().total_updates(shrunk.n_train)
+    return shrunk

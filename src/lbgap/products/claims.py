@@ -1,5 +1,8 @@
 """The claims table: each paper's central claims, checked on our results.
 
+Each paper declares its claims beside its tables (lbgap.products.papers.<paper>_claims, with
+the types of lbgap.products.verdicts); this module judges and renders them all alike.
+
 A claim reads one table's CSV (reports/tables/<paper>_<table>.csv), so it does not depend on how
 the analysis computed it. Each side (A, B) names its columns in that CSV: `<column>_mean`,
 `<column>_std`, `<column>_n` (or a plain `<column>`, e.g. a count of updates) and the paper's
@@ -30,7 +33,7 @@ import json
 import math
 import sys
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -38,24 +41,15 @@ import pandas as pd
 from lbgap.config.datasets import DATASET_TITLES, DATASETS
 from lbgap.io import write_text
 from lbgap.products import htmlview, outputs, verdicts
+from lbgap.products.papers import (
+    goyal2017_claims,
+    hoffer2017_claims,
+    keskar2017_claims,
+    smith2018_claims,
+)
 from lbgap.products.tables import data_note
-from lbgap.products.verdicts import Rule, Side, Verdict, greater, less, within
+from lbgap.products.verdicts import Claim, Column, Side, Verdict
 from lbgap.words import plural
-
-
-@dataclass(frozen=True)
-class Column:
-    """One side of a claim: its label, its column prefix in the table, where its seeds are."""
-
-    label: str
-    column: str
-    variant: str | None = None  # the run variant whose summary.json holds the per-seed values
-    metric: str | None = None  # key in summary.json, dotted: "final.test_acc", "updates"
-    diverged: str | None = None  # the table column counting this side's diverged seeds
-    # How a diverged seed enters: "accuracy" or "error" at the chance level of the row's
-    # dataset; None: the quantity has no value for a diverged run, which counts against.
-    at_chance: str | None = None
-
 
 # A's training fit is clearly worse than B's when its final training accuracy is more than this
 # many points below B's: the paper's own Table 2 has LB at most 1.64 points below SB (F2, whose
@@ -65,268 +59,16 @@ UNDERTRAINED_ACC = 2.0
 # B's: the correct class's mean probability a tenth lower (e^-0.1 = 0.90).
 UNDERTRAINED_LOSS = 0.1
 
-
-@dataclass(frozen=True)
-class Fit:
-    """The final training accuracy and loss of sides A and B, for a claim about minima both
-    reach: where A's fit is clearly worse than B's, the row is flagged (see `undertrained`)."""
-
-    acc_a: Column
-    acc_b: Column
-    loss_a: Column
-    loss_b: Column
-
-
-@dataclass(frozen=True)
-class Claim:
-    id: str
-    paper: str
-    statement: str
-    table: str  # the product name: reads reports/tables/<paper>_<table>.csv
-    a: Column
-    b: Column
-    rule: Rule
-    key: str = "experiment"  # the column that names a row (a case): the plan's experiment
-    unit: str = "points"
-    # A claim true by construction (the schedule fixes it) counts only together with the claim
-    # it serves: its verdict is that claim's, case by case, and the table says so.
-    requires: str | None = None
-    fit: Fit | None = None  # a claim about minima both sides reach: their training fits
-    # Later work checked on this paper's runs (e.g. "Dinh et al. 2017"): the paper has no
-    # numbers for it, so the claims table shows none.
-    beyond: str | None = None
-
-    @property
-    def table_file(self) -> str:
-        return f"reports/tables/{self.paper}_{self.table}.csv"
-
-
-ACC = "final.test_acc"
-
-# The columns are the wiring to each table (lbgap.products.papers.cells names them
-# `{variant}_{quantity}`): change them here if a table names them differently. Without
-# `variant`/`metric` the test runs on the table's mean, std and n.
+# Every paper's own claims first, then later work's, paper by paper (the claims table's order).
 CLAIMS: list[Claim] = [
-    Claim(
-        "keskar2017-gap",
-        "keskar2017",
-        "LB test accuracy below SB (the generalization gap)",
-        "table2",
-        Column("LB", "test_LB", "LB", ACC, diverged="test_LB_diverged", at_chance="accuracy"),
-        Column("SB", "test_SB", "SB", ACC, diverged="test_SB_diverged", at_chance="accuracy"),
-        less(),
-        key="network",
-        fit=Fit(
-            Column("LB", "train_LB", diverged="train_LB_diverged", at_chance="accuracy"),
-            Column("SB", "train_SB", diverged="train_SB_diverged", at_chance="accuracy"),
-            Column("LB", "train_loss_LB", diverged="train_LB_diverged"),
-            Column("SB", "train_loss_SB", diverged="train_SB_diverged"),
-        ),
-    ),
-    Claim(
-        "keskar2017-sharpness",
-        "keskar2017",
-        # 5x: the paper's own Table 3 ranges from 8.7x (C3) to 223x (F2) at eps 1e-3, so a
-        # 10x rule failed one of the paper's rows (tests/test_claims.py checks every claim on
-        # the paper's numbers).
-        "LB sharpness phi (eps 1e-3, full space) at least 5x SB phi",
-        "table3",
-        Column("LB", "LB_phi_1e-3", diverged="LB_diverged"),
-        Column("SB", "SB_phi_1e-3", diverged="SB_diverged"),
-        greater(ratio=5.0),
-        unit="x",
-    ),
-    Claim(
-        "hoffer2017-gap",
-        "hoffer2017",
-        "LB test accuracy below SB",
-        "table1",
-        Column("LB", "LB_acc", "LB", ACC, diverged="LB_diverged", at_chance="accuracy"),
-        Column("SB", "SB_acc", "SB", ACC, diverged="SB_diverged", at_chance="accuracy"),
-        less(),
-    ),
-    Claim(
-        "hoffer2017-ra",
-        "hoffer2017",
-        "+RA closes the gap: test accuracy within 1 point of SB (or above)",
-        "table1",
-        Column("+RA", "+RA_acc", "+RA", ACC, diverged="+RA_diverged", at_chance="accuracy"),
-        Column("SB", "SB_acc", "SB", ACC, diverged="SB_diverged", at_chance="accuracy"),
-        greater(margin=-1.0),
-    ),
-    Claim(
-        "goyal2017-warmup",
-        "goyal2017",
-        "Gradual warmup at 8k: top-1 error within 0.5 points of the baseline",
-        "table1",
-        Column(
-            "gradual warmup",
-            "gradual_warmup_err",
-            diverged="gradual_warmup_diverged",
-            at_chance="error",
-        ),
-        Column("baseline", "baseline_err", diverged="baseline_diverged", at_chance="error"),
-        within(0.5),
-    ),
-    Claim(
-        "goyal2017-no-warmup",
-        "goyal2017",
-        "No warmup at 8k: top-1 error higher than the baseline",
-        "table1",
-        # A diverged seed without warmup enters at chance error: for the claim, as in the paper.
-        Column("no warmup", "no_warmup_err", diverged="no_warmup_diverged", at_chance="error"),
-        Column("baseline", "baseline_err", diverged="baseline_diverged", at_chance="error"),
-        greater(),
-    ),
-    Claim(
-        "smith2018-match",
-        "smith2018",
-        "Increasing the batch matches decaying the LR: test accuracy within 0.5 points",
-        "table",
-        Column(
-            "increasing batch",
-            "increasing_batch_acc",
-            "increasing_batch",
-            ACC,
-            diverged="increasing_batch_diverged",
-            at_chance="accuracy",
-        ),
-        Column(
-            "decaying LR",
-            "decaying_lr_acc",
-            "decaying_lr",
-            ACC,
-            diverged="decaying_lr_diverged",
-            at_chance="accuracy",
-        ),
-        within(0.5),
-    ),
-    Claim(
-        "smith2018-updates",
-        "smith2018",
-        "Increasing the batch needs fewer parameter updates than decaying the LR, at the same "
-        "accuracy (the count is fixed by the schedule: true by construction)",
-        "table",
-        Column(
-            "increasing batch", "increasing_batch_updates", diverged="increasing_batch_diverged"
-        ),
-        Column("decaying LR", "decaying_lr_updates", diverged="decaying_lr_diverged"),
-        less(exact=True),
-        unit="updates",
-        requires="smith2018-match",
-    ),
-    # Beyond the four papers (issue 21), on Keskar's SB and LB checkpoints. A rescaling is
-    # arithmetic on one set of weights, so the first five are properties of each checkpoint,
-    # not averages over seeds: `exact`, the means decide whatever the number of seeds.
-    Claim(
-        "dinh2017-function",
-        "keskar2017",
-        "Dinh et al. 2017: the rescaled networks compute the same function: training loss "
-        "within 1e-5 of the checkpoint at every alpha",
-        "reparametrization",
-        Column("rescaled", "train_loss_worst", diverged="diverged"),
-        Column("checkpoint", "train_loss_ref", diverged="diverged"),
-        within(1e-5, exact=True),
-        key="case",
-        unit="nats",
-        beyond="Dinh et al. 2017",
-    ),
-    Claim(
-        "dinh2017-accuracy",
-        "keskar2017",
-        "Dinh et al. 2017: the rescaled networks classify as the checkpoint: test accuracy "
-        "within 0.01 points at every alpha",
-        "reparametrization",
-        Column("rescaled", "test_acc_worst", diverged="diverged"),
-        Column("checkpoint", "test_acc_ref", diverged="diverged"),
-        within(0.01, exact=True),
-        key="case",
-        beyond="Dinh et al. 2017",
-    ),
-    Claim(
-        "dinh2017-phi",
-        "keskar2017",
-        "Dinh et al. 2017: the same function is sharper by Keskar phi once rescaled: phi at "
-        "the largest alpha at least 2x that of the checkpoint",
-        "reparametrization",
-        Column("rescaled", "phi_rescaled", diverged="diverged"),
-        Column("checkpoint", "phi_ref", diverged="diverged"),
-        greater(ratio=2.0, exact=True),
-        key="case",
-        unit="x",
-        beyond="Dinh et al. 2017",
-    ),
-    Claim(
-        "dinh2017-eigenvalue",
-        "keskar2017",
-        "Dinh et al. 2017: the same function has a larger top Hessian eigenvalue once "
-        "rescaled: at the largest alpha at least 2x that of the checkpoint",
-        "reparametrization",
-        Column("rescaled", "lambda_max_rescaled", diverged="diverged"),
-        Column("checkpoint", "lambda_max_ref", diverged="diverged"),
-        greater(ratio=2.0, exact=True),
-        key="case",
-        unit="x",
-        beyond="Dinh et al. 2017",
-    ),
-    Claim(
-        "kwon2021-invariant",
-        "keskar2017",
-        "Kwon et al. 2021: adaptive sharpness is not changed by the rescaling: within 1% of "
-        "the checkpoint at every alpha",
-        "reparametrization",
-        Column("rescaled", "adaptive_worst", diverged="diverged"),
-        Column("checkpoint", "adaptive_ref", diverged="diverged"),
-        within(0.01, exact=True, relative=True),
-        key="case",
-        unit="%",
-        beyond="Kwon et al. 2021",
-    ),
-    Claim(
-        "dinh2017-ranking",
-        "keskar2017",
-        "Dinh et al. 2017: the phi ranking is not a property of the function: SB weights "
-        "rescaled by the largest alpha (the same SB function) have a larger phi than LB",
-        "adaptive_sharpness",
-        Column("SB rescaled", "SB_phi_rescaled", diverged="SB_diverged"),
-        Column("LB", "LB_phi", diverged="LB_diverged"),
-        greater(),
-        unit="",
-        beyond="Dinh et al. 2017",
-    ),
-    Claim(
-        "you2017-lars-holds",
-        "goyal2017",
-        "You et al. 2017: with LARS the largest kn holds the baseline: top-1 error at most 1 "
-        "point above it",
-        "lars",
-        Column("LARS", "largest_err", diverged="largest_diverged", at_chance="error"),
-        Column("baseline", "baseline_err", diverged="baseline_diverged", at_chance="error"),
-        less(margin=1.0),
-        beyond="You et al. 2017",
-    ),
-    Claim(
-        "you2017-lars-vs-sgd",
-        "goyal2017",
-        "You et al. 2017: at the largest kn, LARS has a lower top-1 error than SGD with the "
-        "linear rule and gradual warmup",
-        "lars",
-        Column("LARS", "largest_err", diverged="largest_diverged", at_chance="error"),
-        Column("SGD", "largest_sgd_err", diverged="largest_sgd_diverged", at_chance="error"),
-        less(),
-        beyond="You et al. 2017",
-    ),
-    Claim(
-        "kwon2021-lb-sharper",
-        "keskar2017",
-        "Kwon et al. 2021: by adaptive sharpness (scale-invariant), LB still sharper than SB",
-        "adaptive_sharpness",
-        Column("LB", "LB_adaptive", diverged="LB_diverged"),
-        Column("SB", "SB_adaptive", diverged="SB_diverged"),
-        greater(),
-        unit="",
-        beyond="Kwon et al. 2021",
-    ),
+    *keskar2017_claims.CLAIMS,
+    *hoffer2017_claims.CLAIMS,
+    *goyal2017_claims.CLAIMS,
+    *smith2018_claims.CLAIMS,
+    *keskar2017_claims.BEYOND,
+    *hoffer2017_claims.BEYOND,
+    *goyal2017_claims.BEYOND,
+    *smith2018_claims.BEYOND,
 ]
 
 

@@ -53,7 +53,7 @@ def plan(config: dict, paper: str, specs: dict) -> dict:
             ]
             entry["variants"][variant] = {
                 "dirs": [r.dir for r in runs],
-                "batch_size": specs[runs[0]]["batch_size"] if runs else None,
+                "batch_size": specs[runs[0]].batch_size if runs else None,
             }
             if not runs and not entry["skip"]:
                 reason = matrix.variant_skip_reason(config, paper, name, variant)

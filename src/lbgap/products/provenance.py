@@ -26,7 +26,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from lbgap.config import matrix
+from lbgap.config import layout
+from lbgap.config.resources import job_resources
 from lbgap.io import read_json, write_text
 from lbgap.products import htmlview, outputs
 from lbgap.words import plural
@@ -156,9 +157,9 @@ def device_label(summary: dict) -> str:
 def run_devices(dirs: list[Path]) -> dict[str, str]:
     """How many runs used which device, per paper, from the runs' summary.json."""
     counts: dict[str, dict[str, int]] = {}
-    for path in [d / "summary.json" for d in dirs if (d / "summary.json").exists()]:
+    for path in [Path(layout.summary(d)) for d in dirs if Path(layout.summary(d)).exists()]:
         summary = json.loads(path.read_text())
-        paper = summary.get("spec", {}).get("paper") or path.parts[-5]
+        paper = summary.get("spec", {}).get("paper") or layout.parse_run_dir(path.parent)[0]
         device = device_label(summary)
         counts.setdefault(paper, {}).setdefault(device, 0)
         counts[paper][device] += 1
@@ -169,12 +170,12 @@ def run_devices(dirs: list[Path]) -> dict[str, str]:
 
 
 def _allocation(config: dict, paper: str, experiment: str, run_dir: Path | None):
-    """(cores, GPUs) of a job: its experiment's resources, and the run's device if known."""
+    """(cores, GPUs) of a job: its experiment's training job's cores (the scale's threads x
+    processes per node, for its analyses too), and the GPUs of the run's device if known."""
     cores, gpus = 1, 0
     if experiment in config.get("papers", {}).get(paper, {}).get("experiments", {}):
-        res = matrix.resources(config, paper, experiment)
-        cores = res["threads"] * res["tasks"]
-    summary = run_dir / "summary.json" if run_dir else None
+        cores = job_resources(config, paper, experiment)["cpus_per_task"]
+    summary = Path(layout.summary(run_dir)) if run_dir else None
     if summary is not None and summary.exists():
         run = json.loads(summary.read_text())
         if str(run.get("device", "cpu")).startswith("cuda"):
@@ -186,9 +187,9 @@ def benchmark_files(dirs: list[Path]) -> list[tuple[Path, Path | None]]:
     """(benchmark file, its run folder or None) for this matrix: every benchmark in or below a
     run folder (training, per-run analyses) and beside them in the experiment's folder
     (analyses across variants)."""
-    found = [(p, d) for d in dirs for p in sorted(d.glob("**/*benchmark*.tsv"))]
-    for exp_dir in sorted({d.parent.parent for d in dirs}):
-        found += [(p, None) for p in sorted(exp_dir.glob("*benchmark*.tsv"))]
+    found = [(p, d) for d in dirs for p in sorted(d.glob(f"**/{layout.BENCHMARK_GLOB}"))]
+    for exp_dir in sorted({Path(layout.experiment_dir_of(d)) for d in dirs}):
+        found += [(p, None) for p in sorted(exp_dir.glob(layout.BENCHMARK_GLOB))]
     return found
 
 
@@ -199,8 +200,10 @@ def compute(config: dict, dirs: list[Path]) -> pd.DataFrame:
         bench = pd.read_csv(path, sep="\t")
         if "s" not in bench.columns:
             continue
-        exp_dir = run_dir.parent.parent if run_dir else path.parent
-        paper, experiment = exp_dir.parts[-2], exp_dir.parts[-1]
+        if run_dir:
+            paper, experiment = layout.parse_run_dir(run_dir)[:2]
+        else:
+            paper, experiment = layout.parse_experiment_dir(path.parent)
         cores, gpus = _allocation(config, paper, experiment, run_dir)
         wall = float(bench["s"].sum())
         cpu = float(pd.to_numeric(bench.get("cpu_time"), errors="coerce").sum())
@@ -208,7 +211,7 @@ def compute(config: dict, dirs: list[Path]) -> pd.DataFrame:
             {
                 "paper": paper,
                 # a preempted job's earlier attempts: their time counts, they are no more jobs
-                "jobs": 0 if path.name.endswith("earlier_attempts.tsv") else 1,
+                "jobs": 0 if path.name == layout.EARLIER_ATTEMPTS else 1,
                 "wall_h": wall / 3600,
                 "cpu_h": wall * cores / 3600,
                 "gpu_h": wall * gpus / 3600,
@@ -303,7 +306,7 @@ def markdown(prov: dict, config: dict) -> str:
         parts.append(f"## {section[0].upper()}{section[1:]}\n")
         if isinstance(content, pd.DataFrame):
             if content.empty:
-                parts.append("No benchmark files under results/.\n")
+                parts.append(f"No benchmark files under {layout.RESULTS}/.\n")
                 continue
             parts.append(
                 "Training and analysis jobs with a Snakemake benchmark file; CPU-hours = wall x "

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lbgap.config.run_spec import RunSpec
 from lbgap.io import read_json
 from lbgap.words import plural
 
@@ -15,12 +16,18 @@ def summaries(dirs: list[str]) -> list[dict]:
     return [read_json(Path(d) / "summary.json") for d in dirs]
 
 
+def run_spec(run_dir: str | Path) -> RunSpec:
+    """The spec a finished run was trained with, from its summary.json."""
+    path = Path(run_dir) / "summary.json"
+    return RunSpec.from_summary(read_json(path), path)
+
+
 def metrics(dirs: list[str]) -> pd.DataFrame:
     """All seeds' per-epoch metrics in one frame, with the seed as a column."""
     frames = []
     for d in dirs:
         frame = pd.read_csv(Path(d) / "metrics.csv")
-        frame["seed"] = read_json(Path(d) / "summary.json")["spec"]["seed"]
+        frame["seed"] = run_spec(d).seed
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lbgap.config import layout
 from lbgap.products.verdicts import Verdict
 from lbgap.progress import duration
 from lbgap.words import plural
@@ -96,10 +97,11 @@ def text(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="What a finished reproduce_all found")
-    parser.add_argument("--claims", type=Path, default=Path("reports/tables/claims.csv"))
-    parser.add_argument("--provenance", type=Path, default=Path("reports/tables/provenance.csv"))
-    parser.add_argument("--index", default="reports/index.html")
-    parser.add_argument("--report", default="reports/report.html")
+    tables = {name: Path(layout.report_table(name, "csv")) for name in ("claims", "provenance")}
+    parser.add_argument("--claims", type=Path, default=tables["claims"])
+    parser.add_argument("--provenance", type=Path, default=tables["provenance"])
+    parser.add_argument("--index", default=layout.INDEX_HTML)
+    parser.add_argument("--report", default=layout.REPORT_HTML)
     args = parser.parse_args(argv)
     for path in (args.claims, args.provenance):
         if not path.exists():

@@ -45,6 +45,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from lbgap.config import layout
 from lbgap.words import plural
 
 ALPHA = 0.05
@@ -249,3 +250,61 @@ def judge(
     if p < alpha:
         return Outcome(Verdict.REPRODUCED, effect, p, f"{claim} holds, p < {alpha:g}")
     return Outcome(Verdict.INCONCLUSIVE, effect, p, f"{claim} holds, but p >= {alpha:g}")
+
+
+# ---------------------------------------------------------------- what a claim compares
+@dataclass(frozen=True)
+class Column:
+    """One side of a claim: its label, its column prefix in the table, where its seeds are.
+
+    The columns are the wiring to a paper's table (lbgap.products.papers.cells names them
+    `{variant}_{quantity}`): a paper's claims change them if its table names them differently.
+    Without `variant`/`metric` the test runs on the table's mean, std and n.
+    """
+
+    label: str
+    column: str
+    variant: str | None = None  # the run variant whose summary.json holds the per-seed values
+    metric: str | None = None  # key in summary.json, dotted: "final.test_acc", "updates"
+    diverged: str | None = None  # the table column counting this side's diverged seeds
+    # How a diverged seed enters: "accuracy" or "error" at the chance level of the row's
+    # dataset; None: the quantity has no value for a diverged run, which counts against.
+    at_chance: str | None = None
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The final training accuracy and loss of sides A and B, for a claim about minima both
+    reach: where A's fit is clearly worse than B's, the row is flagged (see `undertrained`)."""
+
+    acc_a: Column
+    acc_b: Column
+    loss_a: Column
+    loss_b: Column
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    paper: str
+    statement: str
+    table: str  # the product name: reads reports/tables/<paper>_<table>.csv
+    a: Column
+    b: Column
+    rule: Rule
+    key: str = "experiment"  # the column that names a row (a case): the plan's experiment
+    unit: str = "points"
+    # A claim true by construction (the schedule fixes it) counts only together with the claim
+    # it serves: its verdict is that claim's, case by case, and the table says so.
+    requires: str | None = None
+    fit: Fit | None = None  # a claim about minima both sides reach: their training fits
+    # Later work checked on this paper's runs (e.g. "Dinh et al. 2017"): the paper has no
+    # numbers for it, so the claims table shows none.
+    beyond: str | None = None
+
+    @property
+    def table_file(self) -> str:
+        return layout.table(self.paper, self.table, "csv")
+
+
+ACC = "final.test_acc"  # the metric of accuracy claims: a run's final test accuracy

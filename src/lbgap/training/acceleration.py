@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from lbgap.config.run_spec import RunSpec
+
 AMP_MODES = ("auto", "bf16", "fp32")
 # torch.compile modes; reduce-overhead adds CUDA graphs, which pay off where a step is short.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
@@ -27,10 +29,10 @@ class Acceleration:
     deterministic: bool
 
     @classmethod
-    def resolve(cls, spec: dict, device: torch.device, model: nn.Module) -> Acceleration:
+    def resolve(cls, spec: RunSpec, device: torch.device, model: nn.Module) -> Acceleration:
         """The settings this run uses on `device`; `auto` turns a switch on for GPUs only."""
         gpu = device.type == "cuda"
-        amp = spec.get("amp", "fp32")
+        amp = spec.amp
         if amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
         bf16_gpu = gpu and torch.cuda.is_bf16_supported()
@@ -40,15 +42,15 @@ class Acceleration:
             raise ValueError(
                 "amp: bf16 needs a GPU with bfloat16 support (Ampere or newer); set amp: auto"
             )
-        layout = spec.get("channels_last", False)
+        layout = spec.channels_last
         if layout == "auto":
             layout = gpu
         has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
         return cls(
             amp=amp,
             channels_last=bool(layout) and has_conv,
-            compile=compile_mode(spec.get("compile", False)),
-            deterministic=bool(spec.get("deterministic", True)),
+            compile=compile_mode(spec.compile),
+            deterministic=bool(spec.deterministic),
         )
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:

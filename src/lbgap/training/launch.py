@@ -39,32 +39,6 @@ from pathlib import Path
 SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"
 
 
-def job_resources(res: dict) -> dict:
-    """Snakemake resources of one training job from `matrix.resources` (per node: GPUs, ...).
-
-    One SLURM task per node, since torchrun starts the per-GPU (or per-CPU-share) processes
-    itself: `tasks` = nodes, `cpus_per_task` = all the node's threads. GPUs are `gpu` (the
-    plugin's `--gpus`) on one node and `gres` (`--gres=gpu:N`, per node) on several;
-    `tasks_per_gpu` 0 keeps the plugin from adding `--ntasks-per-gpu`. An `mpi` resource makes
-    the plugin's job step run the command in the batch script, not in an srun step that a
-    preemption's SIGTERM would kill unsaved; on several nodes the launcher's srun starts the
-    per-node torchruns there. On one node it is 0: the job step looks only for the key, while
-    sbatch would refuse an MPI job of one task.
-    """
-    per_node, nodes, gpus = res["tasks"], res["nodes"], res["gpus"]
-    return {
-        "mpi": "srun" if nodes > 1 else 0,
-        "gpu": gpus if nodes == 1 else 0,
-        "gres": f"gpu:{gpus}" if gpus and nodes > 1 else "",
-        "nodes": nodes,
-        "tasks": nodes,
-        "tasks_per_gpu": 0,
-        "cpus_per_task": res["threads"] * per_node,
-        "mem_mb": res["mem_mb"],
-        "runtime": res["runtime"],
-    }
-
-
 def allocation(env: Mapping[str, str]) -> tuple[str, int]:
     """The job's node list and node count, from the environment or else from squeue."""
     if env.get("SLURM_JOB_NODELIST") and env.get("SLURM_JOB_NUM_NODES"):

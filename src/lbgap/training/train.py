@@ -15,7 +15,7 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from lbgap.config.schedules import Schedule, noise_scale, rescale_momentum_buffers
+from lbgap.config.run_spec import RunSpec
+from lbgap.config.schedules import noise_scale, rescale_momentum_buffers
 from lbgap.data.prepare import load_prepared, random_crop_flip
 from lbgap.io import DamagedFile, DiskFull, load_torch, save_torch, write_json
 from lbgap.progress import Progress
@@ -129,12 +130,12 @@ def missing_warm_start(path: Path) -> str:
     )
 
 
-def planned_train_size(spec: dict, available: int) -> int:
+def planned_train_size(spec: RunSpec, available: int) -> int:
     """Training samples of an epoch: the spec's plan, which the prepared data must hold."""
-    planned = spec.get("n_train") or available
+    planned = spec.n_train or available
     if planned > available:
         raise ValueError(
-            f"the run was planned for {planned} training samples but {spec['data']} has "
+            f"the run was planned for {planned} training samples but {spec.data} has "
             f"{available}; prepare the data again for this scale"
         )
     return planned
@@ -157,16 +158,16 @@ class Trainer:
 
     def __init__(
         self,
-        spec: dict,
+        spec: RunSpec,
         out: Path,
         ctx: distributed.Context,
         checkpoint_minutes: float = 10.0,
         tensorboard: bool = False,
     ) -> None:
         self.spec, self.out, self.ctx = spec, out, ctx
-        configure_determinism(ctx.device, spec.get("deterministic", True))
-        torch.manual_seed(spec["seed"])
-        self.data = load_prepared(spec["data"], ctx.device)
+        configure_determinism(ctx.device, spec.deterministic)
+        torch.manual_seed(spec.seed)
+        self.data = load_prepared(spec.data, ctx.device)
         info = self.data["info"]
         self.stream: ImageStream | None = None
         if "imagefolder" in self.data:  # ImageNet: streamed from disk, not held on the device
@@ -175,28 +176,28 @@ class Trainer:
             self.stream = ImageStream(
                 self.data["imagefolder"],
                 info,
-                spec["seed"],
+                spec.seed,
                 ctx.device,
-                spec.get("image_size"),
-                spec.get("loader_workers"),
-                bool(spec.get("augment")),
-                spec.get("decode"),  # absent: auto, JPEGs decoded on a GPU, by PIL on a CPU
+                spec.image_size,
+                spec.loader_workers,
+                spec.augment,
+                spec.decode,  # None: auto, JPEGs decoded on a GPU, by PIL on a CPU
             )
             self.stored = self.stream.n_train
         else:
             self.stored = len(self.data["train_y"])
         self.n_train = planned_train_size(spec, self.data.get("n_train", self.stored))
-        self.schedule = Schedule.from_config(spec["schedule"])
-        self.model = build_model(
-            spec["network"], info.classes, spec.get("width", 1.0), spec.get("ghost_batch")
-        ).to(ctx.device)
-        if spec.get("zero_init_residual"):
+        self.schedule = spec.lr_schedule()
+        self.model = build_model(spec.network, info.classes, spec.width, spec.ghost_batch).to(
+            ctx.device
+        )
+        if spec.zero_init_residual:
             zero_init_last_bn(self.model)
         self.batch_norm = has_batch_norm(self.model)
-        if ctx.world_size > 1 and not spec.get("ghost_batch"):
+        if ctx.world_size > 1 and not spec.ghost_batch:
             sync_statistics(self.model)  # the global batch's statistics, as on one process
-        if spec.get("init_checkpoint"):
-            self.load_init(spec["init_checkpoint"])
+        if spec.init_checkpoint:
+            self.load_init(spec.init_checkpoint)
         self.accel = Acceleration.resolve(spec, ctx.device, self.model)
         self.model = self.accel.prepare_model(self.model)
         self.net: nn.Module = self.model
@@ -204,9 +205,11 @@ class Trainer:
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids, broadcast_buffers=False)
         self.net = self.accel.wrap(self.net)
-        self.optimizer = make_optimizer(self.model, spec["optimizer"], self.schedule.base_lr)
+        self.optimizer = make_optimizer(
+            self.model, spec.optimizer_settings(), self.schedule.base_lr
+        )
         self.w0 = [p.detach().clone() for p in self.model.parameters()]
-        self.data_gen = torch.Generator(device=ctx.device).manual_seed(spec["seed"] + 1)
+        self.data_gen = torch.Generator(device=ctx.device).manual_seed(spec.seed + 1)
         self.epoch, self.iteration, self.updates, self.samples = 0, 0, 0, 0
         self.epoch_gen_state = self.data_gen.get_state()
         self.rows: list[dict] = []
@@ -235,7 +238,7 @@ class Trainer:
     # ------------------------------------------------------------ checkpointing
     def state(self) -> dict:
         return {
-            "spec": self.spec,
+            "spec": self.spec.to_dict(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch,
@@ -275,7 +278,7 @@ class Trainer:
                 flush=True,
             )
             return False
-        if state["spec"] != self.spec:
+        if state["spec"] != self.spec.to_dict():
             print(f"{path} belongs to another configuration; starting afresh", flush=True)
             return False
         self.model.load_state_dict(state["model"])
@@ -328,17 +331,13 @@ class Trainer:
         world, rank = self.ctx.world_size, self.ctx.rank
         for idx in index_lists:
             x = self.data["train_x"][idx]
-            if self.spec.get("augment"):
+            if self.spec.augment:
                 x = random_crop_flip(x, 4, self.data_gen, len(idx) * world, len(idx) * rank)
             yield x, self.data["train_y"][idx]
 
     def set_lr(self, lr: float) -> None:
         """Set the LR; without momentum correction, emulate the uncorrected update of Goyal."""
-        if (
-            self.last_lr is not None
-            and lr != self.last_lr
-            and not self.spec.get("momentum_correction", True)
-        ):
+        if self.last_lr is not None and lr != self.last_lr and not self.spec.momentum_correction:
             rescale_momentum_buffers(self.optimizer, self.last_lr, lr)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -349,12 +348,12 @@ class Trainer:
     ) -> torch.Tensor:
         """One update on this rank's share (x, y) of the global batch; returns the mean loss."""
         self.set_lr(lr)
-        accum = micro_batches(len(y), self.spec.get("micro_batch"))
+        accum = micro_batches(len(y), self.spec.micro_batch)
         x = self.accel.prepare_inputs(x)
         total = torch.zeros((), device=self.ctx.device)
         params = list(self.model.parameters())
         ddp = self.ddp()
-        merge = self.ctx.world_size > 1 and bool(self.spec.get("ghost_batch"))
+        merge = self.ctx.world_size > 1 and bool(self.spec.ghost_batch)
         before = running_stats(self.model) if merge else []
         for i, (xs, ys) in enumerate(zip(x.chunk(accum), y.chunk(accum), strict=True)):
             sync = i == accum - 1 or ddp is None
@@ -371,8 +370,8 @@ class Trainer:
             g_small_sq = self.side_gradient_sq(x[:half], y[:half])
             big = len(y) * self.ctx.world_size
             self.noise.update(g_small_sq, squared_grad_norm(params), half, big)
-        clip = self.spec.get("grad_clip")
-        clip_epochs = self.spec.get("grad_clip_epochs")
+        clip = self.spec.grad_clip
+        clip_epochs = self.spec.grad_clip_epochs
         if clip and (clip_epochs is None or self.epoch < clip_epochs):
             nn.utils.clip_grad_norm_(params, clip)
         self.optimizer.step()
@@ -393,7 +392,7 @@ class Trainer:
         batch does, so there is no estimate (B_noise stays NaN rather than biased); nor for a
         batch of fewer than two ghost batches, or a half of fewer than two samples.
         """
-        ghost = self.spec.get("ghost_batch")
+        ghost = self.spec.ghost_batch
         if not ghost and self.batch_norm:
             return 0
         half = ghost * (n // ghost // 2) if ghost else n // 2
@@ -477,7 +476,7 @@ class Trainer:
                 if stop:
                     raise Preempted
             lr = self.schedule.lr_at(self.epoch, self.iteration, iters)
-            every = self.spec.get("noise_every", 0)
+            every = self.spec.noise_every
             measure = bool(every) and self.updates % every == 0
             loss = self.step(*next(batches), lr, measure)
             pending.append((loss, self.weight_distance(), lr))
@@ -507,11 +506,11 @@ class Trainer:
             "noise_grad_sq": self.noise.grad_sq,
             "noise_trace_sigma": self.noise.trace_sigma,
             "noise_scale": noise_scale(
-                lr, self.n_train, batch, spec["optimizer"].get("momentum", 0.0)
+                lr, self.n_train, batch, spec.optimizer_settings()["momentum"]
             ),
         }
         if self.status != "diverged":
-            chunk, mode = spec.get("eval_chunk", 4096), spec.get("bn_eval", "running")
+            chunk, mode = spec.eval_chunk, spec.bn_eval
             for split in ("train", "test"):
                 if self.stream is not None:
                     loss_acc = self.evaluate_stream(split, min(chunk, self.stream.eval_chunk), mode)
@@ -523,7 +522,7 @@ class Trainer:
             self.epoch_log.epoch(self.rows)
         if self.ctx.is_main:
             print(self.progress_line(row), flush=True)
-            if self.epoch + 1 in self.spec.get("save_epochs", []):
+            if self.epoch + 1 in self.spec.save_epochs:
                 self.save_weights(self.out / f"checkpoint_epoch{self.epoch + 1}.pt", self.epoch + 1)
         self.epoch += 1
         self.iteration = 0
@@ -543,7 +542,7 @@ class Trainer:
             )
 
     def run_name(self) -> str:
-        return f"{self.spec['experiment']}/{self.spec['variant']}/seed{self.spec['seed']}"
+        return f"{self.spec.experiment}/{self.spec.variant}/seed{self.spec.seed}"
 
     def evaluate_stream(self, split: str, chunk: int, mode: str) -> tuple[float, float]:
         """Each rank evaluates its share of the streamed split; the sums are added up."""
@@ -572,7 +571,7 @@ class Trainer:
         self.progress = Progress(self.schedule.epochs, done=self.epoch)
         if self.rows and self.epoch_log is not None:  # resumed: the restored epochs, live again
             self.epoch_log.epoch(self.rows)
-        patience = self.spec.get("patience")
+        patience = self.spec.patience
         while self.epoch < self.schedule.epochs and self.status != "diverged":
             if patience and self.any_rank(stalled(self.train_losses(), patience)):
                 break
@@ -595,7 +594,7 @@ class Trainer:
     def stopping(self) -> dict:
         """How the run ended, for its summary: the rule, the epoch bound, whether the training
         loss stalled before it, and the epoch of the lowest training loss."""
-        patience = self.spec.get("patience")
+        patience = self.spec.patience
         best = best_epoch(self.train_losses())
         return {
             "rule": "patience" if patience else "epochs",
@@ -608,7 +607,7 @@ class Trainer:
     # ------------------------------------------------------------ outputs
     def save_weights(self, path: Path, epoch: int) -> None:
         """Weights and spec only: what the analyses (sharpness, warm starts) load."""
-        blob = {"model": self.model.state_dict(), "spec": self.spec, "epoch": epoch}
+        blob = {"model": self.model.state_dict(), "spec": self.spec.to_dict(), "epoch": epoch}
         save_torch(path, blob)
 
     def write_outputs(self, wall_time: float) -> None:
@@ -622,7 +621,7 @@ class Trainer:
         evaluated = [r for r in self.rows if "test_acc" in r]
         summary = {
             "status": self.status,
-            "spec": self.spec,
+            "spec": self.spec.to_dict(),
             "epochs": self.epoch,
             "updates": self.updates,
             "samples": self.samples,
@@ -661,12 +660,18 @@ def request_stop(trainer: Trainer) -> None:
         signal.signal(sig, handler)
 
 
-def run(spec: dict, out: Path, checkpoint_minutes: float = 10.0, tensorboard: bool = False) -> dict:
-    """Train (or resume) the run; `checkpoint_minutes` and `tensorboard` change how it is looked
-    after, not what it computes, so they are not part of the spec (changing them neither reruns
-    nor restarts it)."""
+def run(
+    spec: RunSpec | Mapping,
+    out: Path,
+    checkpoint_minutes: float = 10.0,
+    tensorboard: bool = False,
+) -> dict:
+    """Train (or resume) the run of a spec (or of the mapping a spec file holds);
+    `checkpoint_minutes` and `tensorboard` change how it is looked after, not what it computes,
+    so they are not part of the spec (changing them neither reruns nor restarts it)."""
     start = time.perf_counter()
-    ctx = distributed.setup(spec.get("device", "auto"))
+    spec = RunSpec.of(spec)
+    ctx = distributed.setup(spec.device)
     out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(spec, out, ctx, checkpoint_minutes, tensorboard)
     request_stop(trainer)
@@ -693,9 +698,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        spec = json.loads(args.spec.read_text())
-    except (OSError, ValueError) as err:
-        print(f"error: cannot read the run spec {args.spec}: {err}", file=sys.stderr)
+        spec = RunSpec.read(args.spec)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     try:
         result = run(spec, args.out, args.checkpoint_minutes, bool(args.tensorboard))

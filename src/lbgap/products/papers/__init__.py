@@ -14,10 +14,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from lbgap.config import layout
 from lbgap.io import read_yaml
 
 
-def run_files(plan: dict, names: tuple[str, ...] = ("summary.json", "metrics.csv")) -> list[str]:
+def run_files(plan: dict, names: tuple[str, ...] = (layout.SUMMARY, layout.METRICS)) -> list[str]:
     """Files of every run in the plan (the default inputs of a product)."""
     return [
         f"{d}/{name}"
@@ -38,8 +39,8 @@ class Product:
 
     def files(self, paper: str) -> list[str]:
         if self.kind == "table":
-            return [f"reports/tables/{paper}_{self.name}.{ext}" for ext in ("csv", "md")]
-        return [f"reports/figures/{paper}_{self.name}.{ext}" for ext in ("png", "pdf")]
+            return [layout.table(paper, self.name, ext) for ext in ("csv", "md")]
+        return [layout.figure(paper, self.name, ext) for ext in ("png", "pdf")]
 
 
 def products(paper: str) -> list[Product]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lbgap.config.run_spec import RunSpec
 from lbgap.products import results
 from lbgap.products.papers import reference
 from lbgap.products.tables import format_paper
@@ -116,9 +117,9 @@ def median_column(dirs: list[str], column: str) -> float | None:
     return float(np.median(values)) if values else None
 
 
-def spec_of(dirs: list[str]) -> dict | None:
+def spec_of(dirs: list[str]) -> RunSpec | None:
     """The resolved spec of a variant's first run (equal over seeds but for the seed)."""
-    return results.summaries(dirs[:1])[0]["spec"] if dirs else None
+    return results.run_spec(dirs[0]) if dirs else None
 
 
 def fmt_int(value: float | None) -> str:

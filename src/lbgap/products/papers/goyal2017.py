@@ -64,10 +64,8 @@ def sweep_variants(exp: dict) -> list[str]:
 
 
 def _peak_lr(dirs: list[str]) -> float | None:
-    from lbgap.config.schedules import Schedule
-
     spec = spec_of(dirs)
-    return Schedule.from_config(spec["schedule"]).peak_lr if spec else None
+    return spec.lr_schedule().peak_lr if spec else None
 
 
 def table1(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lbgap.config import layout as files
+from lbgap.config.run_spec import RunSpec
 from lbgap.io import read_json
 from lbgap.products import results
 
@@ -251,15 +252,15 @@ def points(plan: dict, dirs: list[str]) -> pd.DataFrame:
     rows = []
     for d in dirs:
         summary = read_json(Path(d) / "summary.json")
-        spec = summary["spec"]
+        spec = RunSpec.from_summary(summary, Path(d) / "summary.json")
         phi = read_json(files.sharpness(d, "full", eps)).get("phi")
         rows.append(
             {
                 "dir": d,
-                "seed": spec["seed"],
-                "batch": spec["batch_size"],
-                "n_train": spec["n_train"],
-                "k": (spec.get("warm_start") or {}).get("epoch", 0),
+                "seed": spec.seed,
+                "batch": spec.batch_size,
+                "n_train": spec.n_train,
+                "k": spec.warm_start["epoch"] if spec.warm_start else 0,
                 "status": summary["status"],
                 "test_acc": summary["final"].get("test_acc"),
                 "phi": phi,

@@ -106,8 +106,8 @@ def schedules(plan: dict) -> Figure:
             if frame.empty:
                 continue
             spec = spec_of(dirs)
-            momentum = spec["optimizer"].get("momentum", 0.0)
-            frame["g"] = frame["lr"] * spec["n_train"] / (frame["batch"] * (1 - momentum))
+            momentum = spec.optimizer_settings()["momentum"]
+            frame["g"] = frame["lr"] * spec.n_train / (frame["batch"] * (1 - momentum))
             x = np.concatenate([[0], frame["epoch"]])
             for ax, col in ((ax_lr, "lr"), (ax_b, "batch"), (ax_g, "g")):
                 y = np.concatenate([[frame[col].iloc[0]], frame[col]])
