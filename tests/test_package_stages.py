@@ -86,8 +86,9 @@ def test_the_rule_checks_would_see_an_upward_import(tmp_path):
     assert ups == ["lbgap.products", "lbgap.products.claims"]
 
 
-def test_reading_the_snakefile_does_not_import_torch(tmp_path):
-    """A dry run of the whole default DAG plans every job without importing torch."""
+def test_reading_the_snakefile_imports_neither_torch_nor_matplotlib(tmp_path):
+    """A dry run of the whole default DAG plans every job without importing torch, or the
+    plotting library that only figure jobs need (lbgap.products.figures.Pyplot)."""
     code = (
         "import runpy, sys\n"
         f"sys.argv = ['snakemake', '-s', {str(ROOT / 'Snakefile')!r}, '-d', {str(tmp_path)!r},"
@@ -97,10 +98,10 @@ def test_reading_the_snakefile_does_not_import_torch(tmp_path):
         "    runpy.run_module('snakemake', run_name='__main__', alter_sys=True)\n"
         "except SystemExit as exit:\n"
         "    assert not exit.code, exit.code\n"
-        "print('torch' in sys.modules)\n"
+        "print('torch' in sys.modules, 'matplotlib' in sys.modules)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert out.stdout.strip().splitlines()[-1] == "False False"

@@ -12,13 +12,13 @@ Experiments named `<experiment>_lars` (issue 21, not in the paper) rerun some kn
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from lbgap.products import figures, results
+from lbgap.products.figures import plt
 from lbgap.products.papers import Product, _reference
 from lbgap.products.papers.cells import (
     batch_of,
@@ -31,6 +31,9 @@ from lbgap.products.papers.cells import (
     median_column,
     spec_of,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PAPER = "goyal2017"
 # B_noise (McCandlish et al.) is read from the large-batch run: there the noise estimate's two

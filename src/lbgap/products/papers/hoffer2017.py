@@ -8,10 +8,10 @@ stands for (PAPER_ROW), and its Note says so.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from lbgap.config.networks import NO_BATCH_NORM
 from lbgap.products import figures
@@ -25,6 +25,9 @@ from lbgap.products.papers.cells import (
     fmt_int,
     run_totals,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PAPER = "hoffer2017"
 VARIANTS = ("SB", "LB", "+LR", "+GBN", "+RA")

@@ -7,16 +7,19 @@ scale gets a panel that says why, so the set of files never depends on the scale
 from __future__ import annotations
 
 import textwrap
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from lbgap.config import layout as files
 from lbgap.products.figures import plt
 from lbgap.products.papers import keskar2017_data as kd
 from lbgap.products.papers import reference
 from lbgap.words import plural
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 LOSS, ACC = "tab:blue", "tab:red"
 REGIME_COLORS = {"SB": "tab:blue", "LB": "tab:red"}

@@ -7,12 +7,13 @@ schedules (LR, batch and the noise scale g) and test accuracy against epochs and
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from lbgap.products import figures, results
+from lbgap.products.figures import plt
 from lbgap.products.papers import Product
 from lbgap.products.papers.cells import (
     batch_of,
@@ -26,6 +27,9 @@ from lbgap.products.papers.cells import (
     spec_of,
 )
 from lbgap.words import plural
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PAPER = "smith2018"
 SCHEDULES = {
