@@ -14,14 +14,20 @@ from conftest import ROOT
 
 from lbgap.config import layout, matrix
 
-# A string that starts with one of these folders is a path spelled by hand.
+# A string that starts with one of these folders is a path spelled by hand ...
 FOLDERS = re.compile(r"(results|reports|logs|data/prepared)/")
+# ... and so is one that names a run's own files (alone or after a folder).
+RUN_FILES = re.compile(
+    r"(?:^|/)(?:summary\.json|metrics(?:_live)?\.csv|steps\.csv|state\.pt|spec\.json"
+    r"|checkpoint(?:_epoch\S*)?\.pt)"
+)
 PREFIX = re.compile(r"^[rRbBuUfF]*('''|\"\"\"|'|\")")
 
 
 def hand_spelled_paths(source: str) -> list[tuple[int, str]]:
     """(line, text) of every string literal of `source` (Python or a Snakemake file) that starts
-    with a results/, reports/, logs/ or data/prepared/ path. Docstrings (a string that is a
+    with a results/, reports/, logs/ or data/prepared/ path or names a run's own files
+    (summary.json, metrics.csv, checkpoint.pt, ...). Docstrings (a string that is a
     whole statement) and comments are prose, not paths, and are left alone."""
     tokens = [
         t
@@ -43,7 +49,7 @@ def hand_spelled_paths(source: str) -> list[tuple[int, str]]:
             text = tok.string  # Python >= 3.12: an f-string's first literal part
         else:
             continue
-        if FOLDERS.match(text):
+        if FOLDERS.match(text) or RUN_FILES.search(text):
             found.append((tok.start[0], tok.line.strip()))
     return found
 
@@ -100,8 +106,11 @@ def test_the_scanner_finds_a_hand_spelled_path_and_skips_prose():
         "rule x:\n"
         "    log:\n"
         '        "logs/x.log",\n'
+        'weights = run / "checkpoint.pt"\n'
+        'saved = f"{run}/checkpoint_epoch{k}.pt"\n'
+        'ok = layout.summary(run)\n'
     )
-    assert [line for line, _ in hand_spelled_paths(source)] == [3, 4, 8]
+    assert [line for line, _ in hand_spelled_paths(source)] == [3, 4, 8, 9, 10]
 
 
 def test_no_rule_file_or_module_spells_the_folders_by_hand():

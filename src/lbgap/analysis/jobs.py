@@ -34,27 +34,22 @@ from lbgap.analysis import hessian, interpolation
 from lbgap.analysis import reparametrization as reparam
 from lbgap.analysis import sharpness as sharp
 from lbgap.analysis.checkpoints import load_run
-from lbgap.config import layout as analysis_files
+from lbgap.config import layout
 from lbgap.config.run_spec import RunSpec
 from lbgap.data.prepare import load_prepared
 from lbgap.io import read_json, write_json, write_text
 from lbgap.training import evaluation
 from lbgap.training.distributed import pick_device
 
-FINAL = "checkpoint.pt"
+FINAL = layout.CHECKPOINT
 log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- loading
-def checkpoint_name(epoch: int | None) -> str:
-    """The weights after `epoch` epochs (save_epochs), or the final ones for None."""
-    return FINAL if epoch is None else f"checkpoint_epoch{epoch}.pt"
-
-
 def load(run_dir: str | Path, device: torch.device, epoch: int | None = None):
     """Model (eval mode), the run's spec and summary, and the epoch the weights belong to."""
-    summary = read_json(Path(run_dir) / "summary.json")
-    model, spec = load_run(run_dir, device, checkpoint_name(epoch))
+    summary = read_json(layout.summary(run_dir))
+    model, spec = load_run(run_dir, device, layout.checkpoint_name(epoch))
     return model, spec, summary, summary["epochs"] if epoch is None else epoch
 
 
@@ -73,7 +68,7 @@ def load_data(path: str | Path, device: torch.device) -> dict:
 
 def logged(run_dir: str | Path, epoch: int) -> dict:
     """The run's own metrics after `epoch` epochs (metrics.csv), for comparison."""
-    frame = pd.read_csv(Path(run_dir) / "metrics.csv")
+    frame = pd.read_csv(layout.metrics(run_dir))
     row = frame[frame["epoch"] == epoch]
     keys = ("train_loss", "train_acc", "test_loss", "test_acc")
     if row.empty:
@@ -158,7 +153,7 @@ def sharpness_record(
         epoch,
         space=space,
         eps=eps,
-        subspace_dim=analysis_files.subspace_dim(space),
+        subspace_dim=layout.subspace_dim(space),
         max_iter=max_iter,
         **(converge.settings() if converge else {}),
     ) | {
@@ -169,7 +164,7 @@ def sharpness_record(
     }
     if diverged(summary):
         return {**record, "phi": None, "phi_converged": None, "f_x": None, "f_max": None}
-    dim = analysis_files.subspace_dim(space)
+    dim = layout.subspace_dim(space)
     result = phi(model, spec, data, eps, dim, max_iter, converge, optimizer)
     result["subspace_seed"] = result.pop("seed")
     return {**record, **result}
@@ -194,7 +189,7 @@ def bn_modes_record(
         "run_bn_eval": spec.bn_eval,
     }
     modes: dict[str, dict] = {}
-    for mode in analysis_files.BN_MODES:
+    for mode in layout.BN_MODES:
         if diverged(summary):
             modes[mode] = dict.fromkeys(("train_acc", "test_acc", "phi"))
             continue
@@ -229,8 +224,8 @@ def training_sharpness(
     `finals` are the run's sharpness files of its final weights (Table 3's), reused rather than
     computed twice.
     """
-    summary = read_json(Path(run_dir) / "summary.json")
-    run_spec = RunSpec.from_summary(summary, Path(run_dir) / "summary.json")
+    summary = read_json(layout.summary(run_dir))
+    run_spec = RunSpec.from_summary(summary, layout.summary(run_dir))
     rows = []
     saved = [e for e in run_spec.save_epochs if e < summary["epochs"]]
     epochs = [] if diverged(summary) else saved
@@ -239,7 +234,7 @@ def training_sharpness(
         model, spec, _, _ = load(run_dir, device, epoch)
         for eps in eps_list:
             result = phi(model, spec, data, eps, None, max_iter, optimizer=optimizer)
-            rows.append({"epoch": epoch, "checkpoint": checkpoint_name(epoch), **result})
+            rows.append({"epoch": epoch, "checkpoint": layout.checkpoint_name(epoch), **result})
             log.info(
                 f"phi of epoch {epoch}, eps {eps:g}: {result['phi']:.4g}, {done.line(len(rows))}"
             )
@@ -250,7 +245,7 @@ def training_sharpness(
     keep = ["epoch", "checkpoint", "eps", "phi", "f_x", "f_max", "iterations", "n_evals"]
     frame = pd.DataFrame(rows, columns=keep + ["wall_time_s"])
     frame["bn_eval"] = run_spec.bn_eval
-    metrics = pd.read_csv(Path(run_dir) / "metrics.csv")
+    metrics = pd.read_csv(layout.metrics(run_dir))
     cols = [
         c for c in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc") if c in metrics
     ]
@@ -461,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     progress.log_to_stderr()
 
     run = getattr(args, "run", None) or args.run_a
-    spec = RunSpec.from_summary(read_json(Path(run) / "summary.json"), Path(run) / "summary.json")
+    spec = RunSpec.from_summary(read_json(layout.summary(run)), layout.summary(run))
     device = setup(args.threads, args.device, spec.device)
     data = load_data(args.data, device)
     t0 = time.perf_counter()

@@ -30,6 +30,8 @@ SUMMARY = "summary.json"
 METRICS = "metrics.csv"
 STEPS = "steps.csv"
 CHECKPOINT = "checkpoint.pt"
+LIVE_METRICS = "metrics_live.csv"  # metrics.csv's rows so far, while the run trains
+STATE = "state.pt"  # resumable state, kept out of Snakemake's outputs so retries find it
 BENCHMARK = "benchmark.tsv"  # the training job's; an analysis's is benchmark_<job>.tsv
 EARLIER_ATTEMPTS = "benchmark_earlier_attempts.tsv"  # a preempted run's earlier attempts
 BENCHMARK_GLOB = "*benchmark*.tsv"  # every benchmark file the provenance sums
@@ -91,8 +93,14 @@ def steps(run_dir: str) -> str:
     return f"{run_dir}/{STEPS}"
 
 
-def checkpoint(run_dir: str) -> str:
-    return f"{run_dir}/{CHECKPOINT}"
+def checkpoint_name(epoch: int | None = None) -> str:
+    """The weights after `epoch` epochs (save_epochs: checkpoint_epoch<k>.pt), or the final
+    ones (checkpoint.pt) for None."""
+    return CHECKPOINT if epoch is None else f"checkpoint_epoch{epoch}.pt"
+
+
+def checkpoint(run_dir: str, epoch: int | None = None) -> str:
+    return f"{run_dir}/{checkpoint_name(epoch)}"
 
 
 def benchmark(folder: str, job: str | None = None) -> str:

@@ -591,7 +591,7 @@ def warm_start(config: dict, run: Run, warm: dict | None, schema: dict) -> dict:
             f"{warm['epoch']}; add it to that experiment's save_epochs"
         )
     return {
-        "init_checkpoint": f"{source.dir}/checkpoint_epoch{warm['epoch']}.pt",
+        "init_checkpoint": layout.checkpoint(source.dir, warm["epoch"]),
         "warm_start": {"run": source.dir, "epoch": warm["epoch"]},
     }
 
@@ -861,7 +861,7 @@ def shrink(spec: RunSpec, how: dict, source_epochs: int | None = None) -> RunSpe
         epoch = _shrunk_epoch(spec.warm_start["epoch"], source_epochs, most)
         run = spec.warm_start["run"]
         out["warm_start"] = {"run": run, "epoch": epoch}
-        out["init_checkpoint"] = f"{run}/checkpoint_epoch{epoch}.pt"
+        out["init_checkpoint"] = layout.checkpoint(run, epoch)
     if how.get("updates_per_epoch"):
         sched["max_iterations"] = int(how["updates_per_epoch"])
     shrunk = RunSpec.from_dict(out, f"the shrunk spec of {spec.experiment}/{spec.variant}")

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lbgap.config import layout
 from lbgap.config.datasets import DATASET_TITLES, DATASETS
 from lbgap.io import write_text
 from lbgap.products import htmlview, outputs, verdicts
@@ -87,7 +88,7 @@ def seed_values(plan: dict | None, experiment: str, col: Column) -> tuple[float,
     exp = plan["experiments"].get(experiment, {})
     values = []
     for d in exp.get("variants", {}).get(col.variant, {}).get("dirs", []):
-        path = Path(d) / "summary.json"
+        path = Path(layout.summary(d))
         if not path.exists():
             continue
         value: object = json.loads(path.read_text())

@@ -7,18 +7,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lbgap.config import layout
 from lbgap.config.run_spec import RunSpec
 from lbgap.io import read_json
 from lbgap.words import plural
 
 
 def summaries(dirs: list[str]) -> list[dict]:
-    return [read_json(Path(d) / "summary.json") for d in dirs]
+    return [read_json(layout.summary(d)) for d in dirs]
 
 
 def run_spec(run_dir: str | Path) -> RunSpec:
     """The spec a finished run was trained with, from its summary.json."""
-    path = Path(run_dir) / "summary.json"
+    path = Path(layout.summary(run_dir))
     return RunSpec.from_summary(read_json(path), path)
 
 
@@ -26,7 +27,7 @@ def metrics(dirs: list[str]) -> pd.DataFrame:
     """All seeds' per-epoch metrics in one frame, with the seed as a column."""
     frames = []
     for d in dirs:
-        frame = pd.read_csv(Path(d) / "metrics.csv")
+        frame = pd.read_csv(layout.metrics(d))
         frame["seed"] = run_spec(d).seed
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-LIVE_FILE = "metrics_live.csv"
+from lbgap.config import layout
+
+LIVE_FILE = layout.LIVE_METRICS
 TENSORBOARD_DIR = "tensorboard"
 CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "batch", "noise_scale")
 
@@ -61,7 +63,7 @@ class EpochLog:
 
 def latest_metrics(run_dir: Path) -> pd.DataFrame | None:
     """A run's epochs: metrics.csv when it has ended, else its live file, else None."""
-    for name in ("metrics.csv", LIVE_FILE):
+    for name in (layout.METRICS, LIVE_FILE):
         if (Path(run_dir) / name).exists():
             return pd.read_csv(Path(run_dir) / name)
     return None
@@ -69,7 +71,7 @@ def latest_metrics(run_dir: Path) -> pd.DataFrame | None:
 
 def sweep(root: Path) -> pd.DataFrame:
     """Every run below `root` (finished or running), one row per epoch, with its folder."""
-    dirs = sorted({p.parent for name in ("metrics.csv", LIVE_FILE) for p in root.rglob(name)})
+    dirs = sorted({p.parent for name in (layout.METRICS, LIVE_FILE) for p in root.rglob(name)})
     frames = [
         f.assign(run=str(d.relative_to(root))) for d in dirs if (f := latest_metrics(d)) is not None
     ]

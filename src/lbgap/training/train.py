@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from lbgap.config import layout
 from lbgap.config.run_spec import RunSpec
 from lbgap.config.schedules import noise_scale, rescale_momentum_buffers
 from lbgap.data.prepare import load_prepared, random_crop_flip
@@ -42,7 +43,7 @@ from lbgap.words import plural
 if TYPE_CHECKING:
     from lbgap.data.imagefolder import ImageStream
 
-STATE_FILE = "state.pt"  # resumable state, kept out of Snakemake's outputs so retries find it
+STATE_FILE = layout.STATE
 SYNC_EVERY = 10  # with several ranks, agree on stopping/saving every this many updates
 PROGRESS_SECONDS = 60.0  # a progress line within long epochs (ImageNet) this often
 # A run has diverged when an epoch's training loss is not finite, or when its mean over the
@@ -117,7 +118,7 @@ def make_optimizer(model: nn.Module, cfg: dict, lr: float) -> torch.optim.Optimi
 def missing_warm_start(path: Path) -> str:
     """Why a warm start has no weights to start from: its source run stopped early (patience)
     before the epoch it was to save, or has not finished."""
-    summary = path.parent / "summary.json"
+    summary = path.parent / layout.SUMMARY
     epochs = json.loads(summary.read_text()).get("epochs") if summary.exists() else None
     why = (
         f"its run stopped after {plural(epochs, 'epoch')}"
@@ -523,7 +524,7 @@ class Trainer:
         if self.ctx.is_main:
             print(self.progress_line(row), flush=True)
             if self.epoch + 1 in self.spec.save_epochs:
-                self.save_weights(self.out / f"checkpoint_epoch{self.epoch + 1}.pt", self.epoch + 1)
+                self.save_weights(self.out / layout.checkpoint_name(self.epoch + 1), self.epoch + 1)
         self.epoch += 1
         self.iteration = 0
         self.epoch_gen_state = self.data_gen.get_state()
@@ -614,9 +615,9 @@ class Trainer:
         if not self.ctx.is_main:
             return
         out = self.out
-        pd.DataFrame(self.rows).to_csv(out / "metrics.csv.tmp", index=False)
-        pd.DataFrame(self.steps).to_csv(out / "steps.csv.tmp", index=False)
-        self.save_weights(out / "checkpoint.pt", self.epoch)
+        pd.DataFrame(self.rows).to_csv(out / f"{layout.METRICS}.tmp", index=False)
+        pd.DataFrame(self.steps).to_csv(out / f"{layout.STEPS}.tmp", index=False)
+        self.save_weights(out / layout.CHECKPOINT, self.epoch)
         last = self.rows[-1] if self.rows else {}
         evaluated = [r for r in self.rows if "test_acc" in r]
         summary = {
@@ -638,10 +639,10 @@ class Trainer:
         }
         if self.stream is not None:  # where the JPEGs were decoded (decode: auto resolved)
             summary["decode"] = self.stream.decode
-        for name in ("metrics.csv", "steps.csv"):
+        for name in (layout.METRICS, layout.STEPS):
             (out / f"{name}.tmp").replace(out / name)
         self.epoch_log.close()
-        write_json(out / "summary.json", summary)
+        write_json(out / layout.SUMMARY, summary)
         (out / STATE_FILE).unlink(missing_ok=True)
 
 

@@ -10,11 +10,11 @@ knowing the paper.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from lbgap.config import layout
 from lbgap.config.run_spec import RunSpec
 from lbgap.products import results
 from lbgap.products.papers import reference
@@ -110,7 +110,7 @@ def median_column(dirs: list[str], column: str) -> float | None:
     """Median over every epoch and seed of a metrics.csv column's finite values (None if none)."""
     values = []
     for d in dirs:
-        frame = pd.read_csv(Path(d) / "metrics.csv")
+        frame = pd.read_csv(layout.metrics(d))
         if column in frame:
             col = frame[column].astype(float)
             values += col[np.isfinite(col)].tolist()

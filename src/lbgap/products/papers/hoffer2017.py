@@ -7,12 +7,12 @@ stands for (PAPER_ROW), and its Note says so.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from lbgap.config import layout
 from lbgap.config.networks import NO_BATCH_NORM
 from lbgap.products import figures
 from lbgap.products.papers import Product, run_files
@@ -82,7 +82,7 @@ def _run_note(name: str, exp: dict, row: dict) -> str:
 
 def _steps(dirs: list[str]) -> pd.DataFrame:
     cols = ["update", "lr", "weight_distance"]
-    frames = [pd.read_csv(Path(d) / "steps.csv", usecols=cols) for d in dirs]
+    frames = [pd.read_csv(layout.steps(d), usecols=cols) for d in dirs]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
 
@@ -139,6 +139,6 @@ PRODUCTS = [
         "weight_distance",
         "figure",
         weight_distance,
-        inputs=lambda plan: run_files(plan, ("summary.json", "steps.csv")),
+        inputs=lambda plan: run_files(plan, (layout.SUMMARY, layout.STEPS)),
     ),
 ]

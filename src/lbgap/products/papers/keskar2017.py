@@ -13,7 +13,7 @@ from functools import partial
 
 import pandas as pd
 
-from lbgap.config import layout as files
+from lbgap.config import layout
 from lbgap.products import results
 from lbgap.products.figures import training_curves
 from lbgap.products.papers import Product, reference, run_files
@@ -129,7 +129,7 @@ def _sharpness_row(plan: dict, space: str, table: str, name: str, exp: dict) -> 
     row, view = experiment_columns(name, exp), {"Network": exp["label"]}
     record = {}
     for eps in cfg["eps"]:
-        label = files.eps_label(eps)
+        label = layout.eps_label(eps)
         for regime in kd.REGIMES:
             dirs = kd.sharpness_dirs(plan, exp, regime, space)
             values = kd.phi_values(dirs, space, eps)
@@ -140,13 +140,13 @@ def _sharpness_row(plan: dict, space: str, table: str, name: str, exp: dict) -> 
             row |= columns
             view[f"ε={label} {regime} (ours, converged)"] = cell
             view[f"ε={label} {regime} (paper)"] = format_paper(*paper)
-            record = record or kd.first_record(dirs, lambda d, e=eps: files.sharpness(d, space, e))
+            record = record or kd.first_record(dirs, lambda d, e=eps: layout.sharpness(d, space, e))
         row[f"LB_over_SB_phi_{label}"] = _ratio(row, f"phi_{label}")
     for regime in kd.REGIMES:  # a diverged run has no phi: the claims count it against
         row[f"{regime}_diverged"] = diverged_runs(kd.sharpness_dirs(plan, exp, regime, space))
     row |= {
         "space": space,
-        "subspace_dim": files.subspace_dim(space),
+        "subspace_dim": layout.subspace_dim(space),
         "max_iter": cfg["max_iter"],
         **{k: record.get(k) for k in CONVERGE_KEYS},  # as the runs' files say they ran
     }
@@ -165,7 +165,7 @@ def sharpness_table(plan: dict, space: str, table: str) -> tuple[pd.DataFrame, p
         "maximum.",
         "(ours): the paper's method, mean ± std over seeds and [min, max] of the seeds. "
         "(ours, converged): a check of it, not in the paper: the same L-BFGS-B run continued, "
-        f"and {plural(files.random_starts(cfg, space), 'random start')} uniform in the box, each "
+        f"and {plural(layout.random_starts(cfg, space), 'random start')} uniform in the box, each "
         f"until phi gains at most {cfg['converge_tol']:g} of itself in each of "
         f"{cfg['converge_patience']} consecutive iterations (at least {cfg['max_iter']}, at most "
         f"{cfg['converge_max_iter']} per start); the largest f of all. k/n converged: seeds "
@@ -186,10 +186,10 @@ def table3(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def table4(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Sharpness phi in random subspaces, A of n x p (Keskar et al. Table 4), ours and paper's."""
-    space = files.space_name(kd.settings(plan)["sharpness"]["subspace_dim"])
+    space = layout.space_name(kd.settings(plan)["sharpness"]["subspace_dim"])
     data, view = sharpness_table(plan, space, "table4")
     view.attrs["notes"].append(
-        f"A: an n x {files.subspace_dim(space)} matrix of i.i.d. standard normal entries "
+        f"A: an n x {layout.subspace_dim(space)} matrix of i.i.d. standard normal entries "
         "seeded by the run's seed (the SB and LB runs of one seed share it; the random starts "
         "too); seeds "
         f"{', '.join(map(str, kd.settings(plan)['sharpness']['subspace_seeds']))}. The paper "
@@ -220,7 +220,7 @@ def _ratio(row: dict, quantity: str) -> float | None:
 def _hessian_row(plan: dict, name: str, exp: dict) -> tuple[dict, dict]:
     """lambda_max, trace and phi of SB and LB on one network, and whether they rank alike."""
     eps = kd.settings(plan)["sharpness"]["figure_eps"]
-    label = files.eps_label(eps)
+    label = layout.eps_label(eps)
     row, view = experiment_columns(name, exp), {"Network": exp["label"]}
     for regime in kd.REGIMES:
         dirs = kd.hessian_dirs(plan, exp, regime)
@@ -242,7 +242,7 @@ def _hessian_row(plan: dict, name: str, exp: dict) -> tuple[dict, dict]:
         ", ".join(f"{r:.2g}" if r is not None else "-" for r in ratios.values()) if known else "-"
     )
     view["Same ranking"] = {True: "yes", False: "no", None: "-"}[row["same_ranking"]]
-    record = kd.first_record(kd.hessian_dirs(plan, exp, "SB"), files.hessian)
+    record = kd.first_record(kd.hessian_dirs(plan, exp, "SB"), layout.hessian)
     row["hutchinson_samples"] = record.get("n_samples")
     return _end_row(row, view, exp, record, f"scale={plan['scale']}")
 
@@ -250,7 +250,7 @@ def _hessian_row(plan: dict, name: str, exp: dict) -> tuple[dict, dict]:
 def hessian_table(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Top Hessian eigenvalue and trace of SB and LB minima beside phi: do they rank alike?"""
     eps = kd.settings(plan)["sharpness"]["figure_eps"]
-    label = files.eps_label(eps)
+    label = layout.eps_label(eps)
     data, view = _by_network(plan, partial(_hessian_row, plan))
     hess = kd.settings(plan)["hessian"]
     view.attrs["notes"] = [
@@ -278,9 +278,9 @@ def _bn_modes_row(plan: dict, name: str, exp: dict) -> tuple[dict, dict]:
     """Test accuracy and phi of SB and LB in both batch-norm modes beside the paper's, and which
     mode lands closer to the paper's magnitudes."""
     eps = kd.settings(plan)["sharpness"]["figure_eps"]
-    label = files.eps_label(eps)
+    label = layout.eps_label(eps)
     row, view = experiment_columns(name, exp), {"Network": exp["label"]}
-    distance = {mode: {"acc": [], "phi": []} for mode in files.BN_MODES}
+    distance = {mode: {"acc": [], "phi": []} for mode in layout.BN_MODES}
     for regime in kd.REGIMES:
         dirs = dirs_of(exp, regime)
         paper = {
@@ -288,7 +288,7 @@ def _bn_modes_row(plan: dict, name: str, exp: dict) -> tuple[dict, dict]:
             "phi": reference(PAPER, "table3", name, f"{label}_{regime}"),
         }
         for quantity, key in (("acc", "test_acc"), ("phi", "phi")):
-            for mode in files.BN_MODES:
+            for mode in layout.BN_MODES:
                 values = kd.bn_mode_values(dirs, mode, key) if dirs else []
                 row |= _stat_columns(f"{regime}_{quantity}_{mode}", values, paper[quantity])
                 view[f"{quantity if quantity == 'phi' else 'test'} {regime} {mode}"] = _cell(
@@ -302,7 +302,7 @@ def _bn_modes_row(plan: dict, name: str, exp: dict) -> tuple[dict, dict]:
     for quantity in ("acc", "phi"):
         means = {m: sum(d[quantity]) / len(d[quantity]) for m, d in distance.items() if d[quantity]}
         row |= {f"distance_{quantity}_{m}": v for m, v in means.items()}
-        closer = min(means, key=means.get) if len(means) == len(files.BN_MODES) else None
+        closer = min(means, key=means.get) if len(means) == len(layout.BN_MODES) else None
         row[f"closer_{quantity}"] = closer
         view[f"closer to the paper ({'test accuracy' if quantity == 'acc' else 'φ'})"] = (
             closer or "-"
@@ -318,7 +318,7 @@ def bn_modes_table(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     view.attrs["notes"] = [
         "Not a table of the paper: the same final weights evaluated with batch norm's running "
         "averages (PyTorch's default) and with each evaluation chunk's own statistics (the Keras "
-        f"mode of Keskar et al.'s code). φ: full space, ε={files.eps_label(eps)}, the paper's "
+        f"mode of Keskar et al.'s code). φ: full space, ε={layout.eps_label(eps)}, the paper's "
         f"{kd.settings(plan)['sharpness']['max_iter']} L-BFGS-B iterations; in the run's own mode "
         "it is Table 3's measurement.",
         "Closer to the paper: the mode whose SB and LB means are nearer the paper's, on average "

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lbgap.config import layout as files
+from lbgap.config import layout
 from lbgap.config.run_spec import RunSpec
 from lbgap.io import read_json
 from lbgap.products import results
@@ -100,8 +100,8 @@ def sharpness_inputs(plan: dict, space: str) -> list[str]:
     for exp in table_experiments(plan).values():
         for regime in REGIMES:
             for d in sharpness_dirs(plan, exp, regime, space):
-                out.append(f"{d}/summary.json")
-                out += [files.sharpness(d, space, e) for e in settings(plan)["sharpness"]["eps"]]
+                out.append(layout.summary(d))
+                out += [layout.sharpness(d, space, e) for e in settings(plan)["sharpness"]["eps"]]
     return out
 
 
@@ -110,7 +110,7 @@ def full_inputs(plan: dict) -> list[str]:
 
 
 def subspace_inputs(plan: dict) -> list[str]:
-    return sharpness_inputs(plan, files.space_name(settings(plan)["sharpness"]["subspace_dim"]))
+    return sharpness_inputs(plan, layout.space_name(settings(plan)["sharpness"]["subspace_dim"]))
 
 
 def convergence_inputs(plan: dict) -> list[str]:
@@ -129,13 +129,13 @@ def bn_modes_inputs(plan: dict) -> list[str]:
         for exp in table_experiments(plan).values()
         for regime in REGIMES
         for d in dirs_of(exp, regime)
-        for f in (f"{d}/summary.json", files.bn_modes(d))
+        for f in (layout.summary(d), layout.bn_modes(d))
     ]
 
 
 def bn_mode_values(dirs: list[str], mode: str, key: str) -> list[float]:
     """One quantity of each completed run in one batch-norm mode (a diverged run has none)."""
-    values = [read_json(files.bn_modes(d))["modes"][mode].get(key) for d in dirs]
+    values = [read_json(layout.bn_modes(d))["modes"][mode].get(key) for d in dirs]
     return [float(v) for v in values if v is not None]
 
 
@@ -145,7 +145,7 @@ def hessian_inputs(plan: dict) -> list[str]:
     for exp in table_experiments(plan).values():
         for regime in REGIMES:
             for d in hessian_dirs(plan, exp, regime):
-                out += [f"{d}/summary.json", files.hessian(d), files.sharpness(d, "full", eps)]
+                out += [layout.summary(d), layout.hessian(d), layout.sharpness(d, "full", eps)]
     return out
 
 
@@ -153,13 +153,13 @@ def parametric_inputs(plan: dict, network: str) -> list[str]:
     exp = plan["experiments"].get(network)
     if exp is None:
         return []
-    return [files.parametric(plan["paper"], network, s) for s in pairing_seeds(plan, exp)]
+    return [layout.parametric(plan["paper"], network, s) for s in pairing_seeds(plan, exp)]
 
 
 def _points_inputs(plan: dict, dirs: list[str]) -> list[str]:
     eps = settings(plan)["sharpness"]["figure_eps"]
-    return _run_files(dirs, "summary.json", "metrics.csv") + [
-        files.sharpness(d, "full", eps) for d in dirs
+    return _run_files(dirs, layout.SUMMARY, layout.METRICS) + [
+        layout.sharpness(d, "full", eps) for d in dirs
     ]
 
 
@@ -191,7 +191,7 @@ def training_sharpness_dirs(plan: dict, exp: dict) -> list[str]:
 
 def training_sharpness_inputs(plan: dict) -> list[str]:
     return [
-        files.training_sharpness(d)
+        layout.training_sharpness(d)
         for exp in table_experiments(plan).values()
         for d in training_sharpness_dirs(plan, exp)
     ]
@@ -201,13 +201,13 @@ def training_sharpness_inputs(plan: dict) -> list[str]:
 def phi_values(dirs: list[str], space: str, eps: float, key: str = "phi") -> list[float]:
     """phi of each completed run (a diverged run's file holds phi None); `key` "phi_converged"
     gives the converged estimate instead of the paper's measurement (None where not made)."""
-    values = [read_json(files.sharpness(d, space, eps)).get(key) for d in dirs]
+    values = [read_json(layout.sharpness(d, space, eps)).get(key) for d in dirs]
     return [float(v) for v in values if v is not None]
 
 
 def converged_count(dirs: list[str], space: str, eps: float) -> int:
     """Runs whose converged estimate met its tolerance before the iteration cap."""
-    return sum(bool(read_json(files.sharpness(d, space, eps)).get("converged")) for d in dirs)
+    return sum(bool(read_json(layout.sharpness(d, space, eps)).get("converged")) for d in dirs)
 
 
 def convergence_frame(plan: dict, exp: dict) -> pd.DataFrame:
@@ -215,13 +215,13 @@ def convergence_frame(plan: dict, exp: dict) -> pd.DataFrame:
     space, eps, regime, seed, start (0: from y = 0, the paper's run continued; then the random
     starts) and iteration; `phi` from the largest f seen so far."""
     cfg = settings(plan)["sharpness"]
-    spaces = ("full", files.space_name(cfg["subspace_dim"]))
+    spaces = ("full", layout.space_name(cfg["subspace_dim"]))
     rows = []
     for space in spaces:
         for regime in REGIMES:
             for d in sharpness_dirs(plan, exp, regime, space):
                 for eps in cfg["eps"]:
-                    record = read_json(files.sharpness(d, space, eps))
+                    record = read_json(layout.sharpness(d, space, eps))
                     if record.get("phi") is None:
                         continue
                     runs = [record.get("trace_phi", [])]
@@ -237,7 +237,7 @@ def convergence_frame(plan: dict, exp: dict) -> pd.DataFrame:
 
 
 def hessian_values(dirs: list[str], key: str) -> list[float]:
-    values = [read_json(files.hessian(d)).get(key) for d in dirs]
+    values = [read_json(layout.hessian(d)).get(key) for d in dirs]
     return [float(v) for v in values if v is not None]
 
 
@@ -251,9 +251,9 @@ def points(plan: dict, dirs: list[str]) -> pd.DataFrame:
     eps = settings(plan)["sharpness"]["figure_eps"]
     rows = []
     for d in dirs:
-        summary = read_json(Path(d) / "summary.json")
-        spec = RunSpec.from_summary(summary, Path(d) / "summary.json")
-        phi = read_json(files.sharpness(d, "full", eps)).get("phi")
+        summary = read_json(layout.summary(d))
+        spec = RunSpec.from_summary(summary, layout.summary(d))
+        phi = read_json(layout.sharpness(d, "full", eps)).get("phi")
         rows.append(
             {
                 "dir": d,
@@ -274,7 +274,7 @@ def metric_at(dirs: list[str], epoch: int, key: str = "test_acc") -> list[float]
     """A metrics.csv value after `epoch` epochs, per run."""
     out = []
     for d in dirs:
-        frame = pd.read_csv(Path(d) / "metrics.csv")
+        frame = pd.read_csv(layout.metrics(d))
         row = frame[frame["epoch"] == epoch]
         if not row.empty and key in row and np.isfinite(row[key].iloc[0]):
             out.append(float(row[key].iloc[0]))
@@ -285,7 +285,7 @@ def parametric_frame(plan: dict, network: str) -> pd.DataFrame:
     """All seed pairings' lines, with the seed as a column."""
     frames = []
     for s in pairing_seeds(plan, plan["experiments"][network]):
-        frame = pd.read_csv(files.parametric(plan["paper"], network, s))
+        frame = pd.read_csv(layout.parametric(plan["paper"], network, s))
         frames.append(frame.assign(seed=s))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -294,7 +294,7 @@ def training_sharpness_frame(plan: dict, exp: dict) -> pd.DataFrame:
     frames = []
     for d in training_sharpness_dirs(plan, exp):
         regime = Path(d).parent.name
-        frame = pd.read_csv(files.training_sharpness(d))
+        frame = pd.read_csv(layout.training_sharpness(d))
         frames.append(frame.assign(regime=regime, seed=seed_of(d)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

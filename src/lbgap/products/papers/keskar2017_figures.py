@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from lbgap.config import layout as files
+from lbgap.config import layout
 from lbgap.products.figures import plt
 from lbgap.products.papers import keskar2017_data as kd
 from lbgap.products.papers import reference
@@ -83,7 +83,7 @@ def _line(ax, frame: pd.DataFrame, x: str, y: str, color: str, label: str, **sty
 
 def _eps_label(plan: dict) -> tuple[float, str]:
     eps = kd.settings(plan)["sharpness"]["figure_eps"]
-    return eps, files.eps_label(eps)
+    return eps, layout.eps_label(eps)
 
 
 def _legend(*axes, **kwargs) -> None:
@@ -310,7 +310,7 @@ def sharpness_convergence(plan: dict) -> Figure:
     """phi after each L-BFGS-B iteration of Tables 3 and 4's measurements: was the maximum
     approached at the paper's iteration count, and do random starts find more?"""
     cfg = kd.settings(plan)["sharpness"]
-    panels = [(s, e) for s in ("full", files.space_name(cfg["subspace_dim"])) for e in cfg["eps"]]
+    panels = [(s, e) for s in ("full", layout.space_name(cfg["subspace_dim"])) for e in cfg["eps"]]
     ran, skipped = {}, {}
     for name, exp in kd.table_experiments(plan).items():
         frame = pd.DataFrame() if kd.skip_note(exp) else kd.convergence_frame(plan, exp)
@@ -334,7 +334,7 @@ def sharpness_convergence(plan: dict) -> Figure:
                        label=f"paper's {cfg['max_iter']} iterations")  # fmt: skip
             where = "full space" if space == "full" else f"random subspace p={cfg['subspace_dim']}"
             ax.set(yscale="log", xlabel="L-BFGS-B iteration", title=f"{exp['label']}, {where}, "
-                   f"ε={files.eps_label(eps)}")  # fmt: skip
+                   f"ε={layout.eps_label(eps)}")  # fmt: skip
             ax.title.set_fontsize(9)
             ax.set_ylabel("largest φ so far (log scale)")
             ax.grid(alpha=0.3)

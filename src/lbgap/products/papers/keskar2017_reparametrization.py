@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from lbgap.config import layout as files
+from lbgap.config import layout
 from lbgap.io import read_json
 from lbgap.products.papers import keskar2017_data as kd
 from lbgap.products.papers.cells import diverged as diverged_runs
@@ -47,9 +47,9 @@ def dirs(plan: dict, exp: dict, regime: str) -> list[str]:
 def _checkpoint_files(plan: dict, run_dir: str) -> dict[str, str]:
     """alpha = 1's phi and top eigenvalue: Table 3's and the Hessian table's files."""
     eps = kd.settings(plan)["sharpness"]["figure_eps"]
-    out = {"phi": files.sharpness(run_dir, "full", eps)}
+    out = {"phi": layout.sharpness(run_dir, "full", eps)}
     if settings(plan)["eigenvalue"]:
-        out["lambda_max"] = files.hessian(run_dir)
+        out["lambda_max"] = layout.hessian(run_dir)
     return out
 
 
@@ -60,8 +60,8 @@ def inputs(plan: dict) -> list[str]:
         for regime in kd.REGIMES
         for d in dirs(plan, exp, regime)
         for f in (
-            f"{d}/summary.json",
-            files.reparametrization(d),
+            layout.summary(d),
+            layout.reparametrization(d),
             *_checkpoint_files(plan, d).values(),
         )
     ]
@@ -72,7 +72,9 @@ def per_seed(plan: dict, run_dirs: list[str]) -> list[dict[float, dict]]:
     and top eigenvalue taken from Table 3's and the Hessian table's files."""
     out = []
     for d in run_dirs:
-        rows = {float(r["alpha"]): dict(r) for r in read_json(files.reparametrization(d))["alphas"]}
+        rows = {
+            float(r["alpha"]): dict(r) for r in read_json(layout.reparametrization(d))["alphas"]
+        }
         keys = {"phi": "phi", "lambda_max": "top_eigenvalue"}
         for quantity, path in _checkpoint_files(plan, d).items():
             rows.setdefault(1.0, {})[quantity] = read_json(path).get(keys[quantity])
@@ -141,14 +143,14 @@ def _delta(runs: list[dict[float, dict]], alpha: float, key: str) -> str:
 def reparametrization_table(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Dinh et al.'s rescaling of the SB and LB minima: the same function, another phi."""
     cfg, sharp = settings(plan), kd.settings(plan)["sharpness"]
-    label = files.eps_label(sharp["figure_eps"])
+    label = layout.eps_label(sharp["figure_eps"])
     alphas = [float(a) for a in cfg["alphas"]]
     rows, shown = [], []
     for name, exp in kd.table_experiments(plan).items():
         for regime in kd.REGIMES:
             run_dirs = dirs(plan, exp, regime)
             row = experiment_columns(name, exp) | {"regime": regime, "case": f"{name} {regime}"}
-            done = [d for d in run_dirs if read_json(f"{d}/summary.json")["status"] == "completed"]
+            done = [d for d in run_dirs if read_json(layout.summary(d))["status"] == "completed"]
             row |= _regime_columns(plan, run_dirs)
             row |= {"diverged": diverged_runs(run_dirs), "note": exp["skip"] or ""}
             rows.append(row)
@@ -222,7 +224,7 @@ def _moves(runs: list[dict[float, dict]], key: str) -> list[float]:
 def adaptive_table(plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Adaptive (scale-invariant) sharpness of SB and LB beside phi: is LB still sharper?"""
     cfg, sharp = settings(plan), kd.settings(plan)["sharpness"]
-    label = files.eps_label(sharp["figure_eps"])
+    label = layout.eps_label(sharp["figure_eps"])
     rows, shown = [], []
     for name, exp in kd.table_experiments(plan).items():
         row = experiment_columns(name, exp)
