@@ -20,8 +20,8 @@ from lbgap.config import layout as files
 from lbgap.config import matrix
 from lbgap.products import outputs
 from lbgap.products.papers import keskar2017 as k
-from lbgap.products.papers import keskar2017_data as kd
 from lbgap.products.papers import product, products
+from lbgap.products.papers.keskar2017 import data as kd
 
 matplotlib.use("Agg")
 

@@ -108,7 +108,7 @@ def test_the_scanner_finds_a_hand_spelled_path_and_skips_prose():
         '        "logs/x.log",\n'
         'weights = run / "checkpoint.pt"\n'
         'saved = f"{run}/checkpoint_epoch{k}.pt"\n'
-        'ok = layout.summary(run)\n'
+        "ok = layout.summary(run)\n"
     )
     assert [line for line, _ in hand_spelled_paths(source)] == [3, 4, 8, 9, 10]
 

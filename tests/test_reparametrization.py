@@ -171,7 +171,7 @@ def _write(plan: dict, levels: dict[str, float], drift: float = 0.0) -> None:
 
 def _verdicts(plan: dict, name: str) -> dict:
     from lbgap.products import claims
-    from lbgap.products.papers import keskar2017_reparametrization as kr
+    from lbgap.products.papers.keskar2017 import reparametrization as kr
 
     table = kr.reparametrization_table if name == "reparametrization" else kr.adaptive_table
     data, view = table(plan)
@@ -184,7 +184,7 @@ def _verdicts(plan: dict, name: str) -> dict:
 
 
 def test_reparametrization_table_and_its_claims(quick_runs):
-    from lbgap.products.papers import keskar2017_reparametrization as kr
+    from lbgap.products.papers.keskar2017 import reparametrization as kr
 
     plan = quick_runs
     assert not plan["analysis"]["reparametrization"]["eigenvalue"]  # none at quick
@@ -216,7 +216,7 @@ def test_a_measure_that_moves_under_rescaling_fails_the_invariance_claim(quick_r
 
 
 def test_adaptive_table_ranks_sb_and_lb_and_says_how_far_rescaling_moves_each(quick_runs):
-    from lbgap.products.papers import keskar2017_reparametrization as kr
+    from lbgap.products.papers.keskar2017 import reparametrization as kr
 
     _write(quick_runs, {"SB": 1.0, "LB": 3.0}, drift=0.002)
     data, view = kr.adaptive_table(quick_runs)

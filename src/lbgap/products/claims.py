@@ -1,6 +1,6 @@
 """The claims table: each paper's central claims, checked on our results.
 
-Each paper declares its claims beside its tables (lbgap.products.papers.<paper>_claims, with
+Each paper declares its claims beside its tables (lbgap.products.papers.<paper>.claims, with
 the types of lbgap.products.verdicts); this module judges and renders them all alike.
 
 A claim reads one table's CSV (reports/tables/<paper>_<table>.csv), so it does not depend on how
@@ -42,12 +42,10 @@ from lbgap.config import layout
 from lbgap.config.datasets import DATASET_TITLES, DATASETS
 from lbgap.io import write_text
 from lbgap.products import htmlview, outputs, verdicts
-from lbgap.products.papers import (
-    goyal2017_claims,
-    hoffer2017_claims,
-    keskar2017_claims,
-    smith2018_claims,
-)
+from lbgap.products.papers.goyal2017 import claims as goyal2017_claims
+from lbgap.products.papers.hoffer2017 import claims as hoffer2017_claims
+from lbgap.products.papers.keskar2017 import claims as keskar2017_claims
+from lbgap.products.papers.smith2018 import claims as smith2018_claims
 from lbgap.products.tables import data_note
 from lbgap.products.verdicts import Claim, Column, Side, Verdict
 from lbgap.words import plural

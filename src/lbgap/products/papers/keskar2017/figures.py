@@ -14,8 +14,8 @@ import pandas as pd
 
 from lbgap.config import layout
 from lbgap.products.figures import plt
-from lbgap.products.papers import keskar2017_data as kd
 from lbgap.products.papers import reference
+from lbgap.products.papers.keskar2017 import data as kd
 from lbgap.words import plural
 
 if TYPE_CHECKING:

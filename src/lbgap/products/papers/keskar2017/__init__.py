@@ -17,11 +17,11 @@ from lbgap.config import layout
 from lbgap.products import results
 from lbgap.products.figures import training_curves
 from lbgap.products.papers import Product, reference, run_files
-from lbgap.products.papers import keskar2017_data as kd
-from lbgap.products.papers import keskar2017_figures as kf
-from lbgap.products.papers import keskar2017_reparametrization as kr
 from lbgap.products.papers.cells import dirs_of, experiment_columns
 from lbgap.products.papers.cells import diverged as diverged_runs
+from lbgap.products.papers.keskar2017 import data as kd
+from lbgap.products.papers.keskar2017 import figures as kf
+from lbgap.products.papers.keskar2017 import reparametrization as kr
 from lbgap.products.tables import format_paper
 from lbgap.words import plural
 

@@ -24,9 +24,9 @@ import pandas as pd
 
 from lbgap.config import layout
 from lbgap.io import read_json
-from lbgap.products.papers import keskar2017_data as kd
 from lbgap.products.papers.cells import diverged as diverged_runs
 from lbgap.products.papers.cells import experiment_columns
+from lbgap.products.papers.keskar2017 import data as kd
 
 QUANTITIES = ("train_loss", "train_acc", "test_loss", "test_acc", "phi", "adaptive", "lambda_max")
 
